@@ -1,0 +1,3 @@
+"""Browse the CryoET Data Portal from napari."""
+
+__version__ = "0.1.0"
