@@ -1,0 +1,121 @@
+"""``napari-cryoet-portal``: the demo portal and a terminal view of the portal.
+
+    napari-cryoet-portal serve-demo [--size small|large]   # prints export lines, runs until ^C
+    napari-cryoet-portal ls [DATASET_ID] [--search TEXT] [--api URL] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from typing import Any, Sequence
+
+from .portal import PortalClient, PortalError, default_api_url
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except PortalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except LookupError as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-cryoet-portal", description="Browse the CryoET Data Portal."
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve-demo", help="run the demo portal on 127.0.0.1 until interrupted")
+    serve.add_argument("--size", choices=["small", "large"], default="small")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--api-port", type=int, default=0)
+    serve.add_argument("--s3-port", type=int, default=0)
+    serve.add_argument("--files-port", type=int, default=0)
+    serve.add_argument(
+        "--latency-ms", type=float, default=0.0, help="added delay per GraphQL request"
+    )
+    serve.set_defaults(func=_serve_demo)
+
+    ls = sub.add_parser("ls", help="list datasets, or the runs of one dataset")
+    ls.add_argument("dataset_id", nargs="?", type=int, help="list this dataset's runs")
+    ls.add_argument("--search", metavar="TEXT", help="datasets matching TEXT (server-side)")
+    ls.add_argument("--api", metavar="URL", help=f"GraphQL endpoint (default: {default_api_url()})")
+    ls.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    ls.set_defaults(func=_ls)
+    return parser
+
+
+def _serve_demo(args: argparse.Namespace) -> int:
+    from .demo.portal import DemoPortal
+
+    print(f"# preparing the {args.size} demo portal…", file=sys.stderr, flush=True)
+    portal = DemoPortal(
+        args.size,
+        host=args.host,
+        api_port=args.api_port,
+        s3_port=args.s3_port,
+        files_port=args.files_port,
+        latency_s=args.latency_ms / 1000.0,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with portal:
+        portal.wait_ready()
+        for key, value in portal.environment().items():
+            print(f"export {key}={shlex.quote(value)}", flush=True)
+        print(f"# files: {portal.files_url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    with PortalClient(args.api) as client:
+        if args.dataset_id is not None:
+            rows = [asdict(r) for r in client.all_runs(args.dataset_id)]
+            columns = ["id", "name", "tomogram_count", "annotation_count"]
+        else:
+            found = client.search_datasets(args.search) if args.search else client.all_datasets()
+            rows = [_dataset_row(asdict(d)) for d in found]
+            columns = ["id", "run_count", "organism", "title"]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+    else:
+        _print_table(rows, columns)
+    return 0
+
+
+def _dataset_row(d: dict[str, Any]) -> dict[str, Any]:
+    d["organism"] = d.pop("organism_name")
+    return d
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    cells = [[("" if r.get(c) is None else str(r[c])) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    print(f"({len(rows)} rows)", file=sys.stderr)
