@@ -1,0 +1,1 @@
+"""Bytes → arrays: OME-Zarr pyramids, annotation ndjson, glb meshes. No Qt, no napari."""

@@ -1,0 +1,284 @@
+"""Portal records + arrays → napari layer-data tuples ``(data, kwargs, layer_type)``.
+
+No Qt and no napari import: the widget, the Python API and the readers all build layers
+here, so how things line up (scales in Å, offsets, colours, names) is decided once.
+
+World coordinates are ångström, axes z, y, x:
+- a tomogram level's voxel ``i`` sits at ``translate + i * scale`` with the NGFF scale in Å;
+- annotation points are voxel indices at the annotation's own voxel spacing, so their layer
+  gets ``scale = (spacing,) * 3`` and lands on the same Å grid whatever the tomogram's spacing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from .data.ndjson import AnnotationPoints
+from .data.pyramid import Pyramid
+from .portal.records import AnnotationFile, Annotation, Run, Tomogram
+
+__all__ = [
+    "LayerData",
+    "METADATA_KEY",
+    "annotation_color",
+    "contrast_limits",
+    "labels_layer",
+    "level_transform",
+    "points_layers",
+    "tomogram_layer",
+]
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: layer.metadata[METADATA_KEY] holds the portal ids a layer came from
+METADATA_KEY = "cryoet_portal"
+
+_AXES = ("z", "y", "x")
+_UNITS = ("angstrom",) * 3
+
+# Distinct, readable on a grey tomogram (Okabe–Ito + a few), indexed by a stable hash.
+_PALETTE = (
+    "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
+    "#ff5e5e", "#7fdbff", "#b10dc9", "#2ecc40", "#ff851b", "#39cccc", "#f012be",
+)
+
+
+def annotation_color(object_key: str) -> str:
+    """One stable colour per annotated object (same object → same colour, every session)."""
+    return _PALETTE[zlib.crc32(object_key.strip().lower().encode()) % len(_PALETTE)]
+
+
+def level_transform(pyramid: Pyramid, level: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(scale, translate) that put one pyramid level on level 0's voxel-centre grid.
+
+    The portal writes scale-only NGFF metadata, although a 2×-binned voxel's centre lies half a
+    fine voxel further than the fine voxel 0. When the metadata gives no translation, add that
+    half-voxel shift; a translation in the metadata is taken as it is.
+    """
+    scale = pyramid.scales[level]
+    translation = pyramid.translations[level]
+    if level and not any(translation):
+        base = pyramid.scales[0]
+        translation = tuple((s - b) / 2 for s, b in zip(scale, base))
+    return scale, translation
+
+
+def contrast_limits(pyramid: Pyramid, percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
+    """Robust display range from the coarsest level (one small read, all voxels considered)."""
+    coarse = np.asarray(pyramid.levels[-1])
+    if coarse.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.nanpercentile(coarse, percentiles)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        lo, hi = float(np.nanmin(coarse)), float(np.nanmax(coarse))
+        hi = hi if hi > lo else lo + 1.0
+    return (float(lo), float(hi))
+
+
+def tomogram_layer(
+    pyramid: Pyramid,
+    tomogram: Tomogram,
+    run: Run,
+    *,
+    level: int | None = None,
+    limits: tuple[float, float] | None = None,
+) -> LayerData:
+    """The tomogram as a multiscale image (``level=None``) or one pinned pyramid level."""
+    offset = tuple(o * tomogram.voxel_spacing for o in reversed(tomogram.offset_xyz))
+    if level is None:
+        data: Any = list(pyramid.levels)
+        scale, translate = pyramid.scales[0], pyramid.translations[0]
+    else:
+        data = pyramid.levels[level]
+        scale, translate = level_transform(pyramid, level)
+    kwargs = {
+        "name": f"{run.name} · tomogram {tomogram.id} ({tomogram.label})",
+        "scale": scale,
+        "translate": tuple(t + o for t, o in zip(translate, offset)),
+        "units": _units(pyramid),
+        "axis_labels": pyramid.axes,
+        "multiscale": level is None,
+        "contrast_limits": limits or contrast_limits(pyramid),
+        "colormap": "gray",
+        "metadata": {
+            METADATA_KEY: {
+                "kind": "tomogram",
+                "dataset_id": run.dataset_id,
+                "run_id": run.id,
+                "run_name": run.name,
+                "tomogram_id": tomogram.id,
+                "voxel_spacing": tomogram.voxel_spacing,
+                "level": level,
+                "url": pyramid.url,
+            }
+        },
+    }
+    return (data, kwargs, "image")
+
+
+def _units(pyramid: Pyramid) -> tuple[str, ...]:
+    return tuple(u or "pixel" for u in pyramid.units) if any(pyramid.units) else _UNITS
+
+
+def _annotation_metadata(run: Run, annotation: Annotation, file: AnnotationFile, spacing: float) -> dict:
+    return {
+        METADATA_KEY: {
+            "kind": "annotation",
+            "dataset_id": run.dataset_id,
+            "run_id": run.id,
+            "run_name": run.name,
+            "annotation_id": annotation.id,
+            "annotation_file_id": file.id,
+            "object_name": annotation.object_name,
+            "object_id": annotation.object_id,
+            "shape_type": file.shape_type,
+            "voxel_spacing": spacing,
+            "url": file.s3_path,
+        }
+    }
+
+
+def _layer_name(run: Run, annotation: Annotation, file: AnnotationFile) -> str:
+    return f"{run.name} · {annotation.object_name} ({file.shape_type})"
+
+
+def points_layers(
+    points: AnnotationPoints,
+    run: Run,
+    annotation: Annotation,
+    file: AnnotationFile,
+    spacing: float,
+    *,
+    size: float | None = None,
+    arrow_length: float | None = None,
+) -> list[LayerData]:
+    """Points (coloured by instance for InstanceSegmentation), plus orientation vectors.
+
+    ``spacing`` is the voxel spacing (Å) of the annotation file's coordinates. Rotation
+    matrices are kept whole in the points' features (``r00`` … ``r22``); the Vectors layer
+    draws each particle's rotated z axis, ``R @ (0, 0, 1)`` in the file's x, y, z frame.
+    """
+    n = len(points.zyx)
+    color = annotation_color(annotation.object_id or annotation.object_name)
+    size = size if size is not None else _default_point_size(points.zyx)
+    scale = (spacing,) * 3
+    features: dict[str, np.ndarray] = {}
+    if points.instance_ids is not None:
+        features["instance_id"] = points.instance_ids
+    if points.rotations is not None:
+        for i in range(3):
+            for j in range(3):
+                features[f"r{i}{j}"] = points.rotations[:, i, j]
+    kwargs: dict[str, Any] = {
+        "name": _layer_name(run, annotation, file),
+        "scale": scale,
+        "units": _UNITS,
+        "axis_labels": _AXES,
+        "size": size,
+        "border_width": 0,
+        "out_of_slice_display": True,
+        "features": features,
+        "metadata": _annotation_metadata(run, annotation, file, spacing),
+    }
+    if points.instance_ids is not None and n:
+        kwargs["face_color"] = "instance_id"
+        kwargs["face_color_cycle"] = list(_PALETTE)
+    else:
+        kwargs["face_color"] = color
+    layers: list[LayerData] = [(points.zyx, kwargs, "points")]
+    if points.rotations is not None:
+        length = arrow_length if arrow_length is not None else 1.5 * size
+        z_axis_xyz = points.rotations[:, :, 2]
+        direction_zyx = z_axis_xyz[:, ::-1] * length
+        vectors = np.stack([points.zyx, direction_zyx], axis=1) if n else np.zeros((0, 2, 3))
+        layers.append(
+            (
+                vectors,
+                {
+                    "name": _layer_name(run, annotation, file) + " orientation",
+                    "scale": scale,
+                    "units": _UNITS,
+                    "axis_labels": _AXES,
+                    "edge_color": color,
+                    "edge_width": max(1.0, size / 6),
+                    "length": 1.0,
+                    "out_of_slice_display": True,
+                    "metadata": _annotation_metadata(run, annotation, file, spacing),
+                },
+                "vectors",
+            )
+        )
+    return layers
+
+
+def _default_point_size(zyx: np.ndarray) -> float:
+    """About 2% of the annotated extent, at least 4 voxels: visible without hiding neighbours."""
+    if len(zyx) < 2:
+        return 8.0
+    extent = float(np.max(np.ptp(zyx, axis=0)))
+    return float(np.clip(extent * 0.02, 4.0, 30.0))
+
+
+def labels_layer(
+    pyramid: Pyramid,
+    run: Run,
+    annotation: Annotation,
+    file: AnnotationFile,
+    *,
+    level: int | None = None,
+) -> LayerData:
+    """A segmentation mask (semantic or instance) as lazy multiscale labels, in Å."""
+    if level is None:
+        data: Any = list(pyramid.levels)
+        scale, translate = pyramid.scales[0], pyramid.translations[0]
+    else:
+        data = pyramid.levels[level]
+        scale, translate = level_transform(pyramid, level)
+    kwargs: dict[str, Any] = {
+        "name": _layer_name(run, annotation, file),
+        "scale": scale,
+        "translate": translate,
+        "units": _units(pyramid),
+        "axis_labels": pyramid.axes,
+        "multiscale": level is None,
+        "opacity": 0.5,
+        "metadata": _annotation_metadata(run, annotation, file, pyramid.scales[0][0]),
+    }
+    if file.shape_type == "SegmentationMask":
+        kwargs["colormap"] = {0: "transparent", 1: annotation_color(annotation.object_id or annotation.object_name), None: "transparent"}
+    return (data, kwargs, "labels")
+
+
+def surface_layer(
+    vertices_zyx: np.ndarray,
+    faces: np.ndarray,
+    run: Run,
+    annotation: Annotation,
+    file: AnnotationFile,
+    spacing: float,
+) -> LayerData:
+    """A triangle mesh; vertices are in the file's voxel units at ``spacing`` (see data/mesh)."""
+    color = annotation_color(annotation.object_id or annotation.object_name)
+    values = np.ones(len(vertices_zyx), dtype=np.float32)
+    kwargs = {
+        "name": _layer_name(run, annotation, file),
+        "scale": (spacing,) * 3,
+        "units": _UNITS,
+        "axis_labels": _AXES,
+        "colormap": _single_color_colormap(color),
+        "contrast_limits": (0.0, 1.0),
+        "opacity": 0.7,
+        "metadata": _annotation_metadata(run, annotation, file, spacing),
+    }
+    return ((vertices_zyx, faces, values), kwargs, "surface")
+
+
+def _single_color_colormap(color: str) -> dict[str, Any]:
+    return {"colors": [color, color], "name": f"portal-{color}"}
+
+
+def layer_kinds(layers: Sequence[LayerData]) -> list[str]:
+    return [layer_type for _, _, layer_type in layers]

@@ -1,0 +1,154 @@
+"""From a run to napari layer data, without Qt: what the widget runs in its workers, and
+the scripting API.
+
+    from napari_cryoet_portal import open_run
+    for data, kwargs, kind in open_run(run_id):
+        viewer._add_layer_from_data(data, kwargs, kind)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .data.mesh import parse_glb
+from .data.ndjson import parse_ndjson
+from .data.pyramid import Pyramid, open_pyramid
+from .data.storage import DataAccessError, read_bytes
+from .layers import LayerData, labels_layer, points_layers, surface_layer, tomogram_layer
+from .portal.client import PortalClient
+from .portal.records import AnnotationFile, RunDetail, Tomogram
+
+__all__ = [
+    "UnsupportedAnnotation",
+    "annotation_layers",
+    "displayable",
+    "open_run",
+    "open_tomogram",
+    "preselected_files",
+]
+
+_POINT_SHAPES = {"Point", "OrientedPoint", "InstanceSegmentation"}
+_MASK_SHAPES = {"SegmentationMask", "InstanceSegmentationMask"}
+_MESH_SHAPES = {"Mesh", "TriangularMesh"}
+
+
+class UnsupportedAnnotation(DataAccessError):
+    """A shape or format this plugin cannot draw (yet); the message says which."""
+
+
+def displayable(file: AnnotationFile) -> bool:
+    """Can this file become a layer? (point ndjson, mask zarr, mesh glb)"""
+    fmt = file.format.lower()
+    return (
+        (file.shape_type in _POINT_SHAPES and fmt == "ndjson")
+        or (file.shape_type in _MASK_SHAPES and fmt == "zarr")
+        or (file.shape_type in _MESH_SHAPES and fmt == "glb")
+    )
+
+
+def preselected_files(detail: RunDetail, tomogram: Tomogram) -> tuple[AnnotationFile, ...]:
+    """What loads with a tomogram: displayable files in its frame (same voxel spacing and
+    alignment) that the curators marked as visualization defaults."""
+    return tuple(
+        f for f in detail.files_for(tomogram) if displayable(f) and f.is_visualization_default
+    )
+
+
+def open_tomogram(
+    detail: RunDetail,
+    tomogram: Tomogram,
+    *,
+    level: int | None = None,
+    endpoint_url: str | None = None,
+) -> tuple[LayerData, Pyramid]:
+    """The image layer data for ``tomogram``: lazy levels, Å scales, contrast from the coarsest."""
+    url = tomogram.s3_omezarr_dir or tomogram.https_omezarr_dir
+    if not url:
+        raise DataAccessError(f"tomogram {tomogram.id} has no OME-Zarr location")
+    pyramid = open_pyramid(url, endpoint_url=endpoint_url)
+    return tomogram_layer(pyramid, tomogram, detail.run, level=level), pyramid
+
+
+def annotation_layers(
+    detail: RunDetail,
+    file: AnnotationFile,
+    *,
+    endpoint_url: str | None = None,
+) -> list[LayerData]:
+    """Layers for one annotation file, in Å at the file's own voxel spacing."""
+    annotation = detail.annotation(file.annotation_id)
+    if annotation is None:
+        raise LookupError(f"annotation {file.annotation_id} is not in run {detail.run.id}")
+    if not displayable(file):
+        raise UnsupportedAnnotation(
+            f"{file.shape_type} annotations as {file.format} are not supported yet"
+        )
+    spacing = detail.voxel_spacing_of(file)
+    if spacing is None:
+        raise DataAccessError(
+            f"annotation file {file.id} names no voxel spacing of run {detail.run.name}"
+        )
+    if file.shape_type in _MASK_SHAPES:
+        pyramid = open_pyramid(file.s3_path, endpoint_url=endpoint_url)
+        return [labels_layer(pyramid, detail.run, annotation, file)]
+    raw = read_bytes(file.s3_path, endpoint_url=endpoint_url)
+    if file.shape_type in _MESH_SHAPES:
+        vertices_xyz, faces = parse_glb(raw)
+        return [surface_layer(vertices_xyz[:, ::-1].copy(), faces, detail.run, annotation, file, spacing)]
+    return points_layers(parse_ndjson(raw), detail.run, annotation, file, spacing)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    detail: RunDetail
+    tomogram: Tomogram | None
+
+
+def _choose(client: PortalClient, run_id: int, tomogram_id: int | None) -> _Choice:
+    detail = client.run_detail(run_id)
+    if tomogram_id is None:
+        return _Choice(detail, detail.default_tomogram())
+    for tomogram in detail.tomograms:
+        if tomogram.id == tomogram_id:
+            return _Choice(detail, tomogram)
+    raise LookupError(f"run {run_id} has no tomogram {tomogram_id}")
+
+
+def open_run(
+    run_id: int,
+    *,
+    tomogram_id: int | None = None,
+    annotations: Literal["default", "matching", "none"] = "default",
+    level: int | None = None,
+    client: PortalClient | None = None,
+    endpoint_url: str | None = None,
+) -> list[LayerData]:
+    """Layer data for a run: its (default or chosen) tomogram, then its annotations.
+
+    ``annotations``: ``"default"`` loads the curators' visualization defaults in the
+    tomogram's frame, ``"matching"`` every displayable file in that frame, ``"none"`` nothing.
+    Costs one GraphQL request plus the S3 reads of what is loaded.
+    """
+    own_client = client is None
+    client = client or PortalClient()
+    try:
+        choice = _choose(client, run_id, tomogram_id)
+    finally:
+        if own_client:
+            client.close()
+    layers: list[LayerData] = []
+    if choice.tomogram is None:
+        return layers
+    image, _ = open_tomogram(choice.detail, choice.tomogram, level=level, endpoint_url=endpoint_url)
+    layers.append(image)
+    if annotations == "none":
+        return layers
+    files = (
+        preselected_files(choice.detail, choice.tomogram)
+        if annotations == "default"
+        else tuple(f for f in choice.detail.files_for(choice.tomogram) if displayable(f))
+    )
+    for file in files:
+        layers.extend(annotation_layers(choice.detail, file, endpoint_url=endpoint_url))
+    return layers

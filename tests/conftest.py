@@ -1,0 +1,50 @@
+"""Shared fixtures: the demo portal (real HTTP GraphQL, moto S3, file server) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory) -> Path:
+    """Generated demo content, shared by the session (or NAPARI_CRYOET_PORTAL_CACHE to reuse)."""
+    env = os.environ.get("NAPARI_CRYOET_PORTAL_CACHE")
+    return Path(env) if env else tmp_path_factory.mktemp("demo-cache")
+
+
+@pytest.fixture(scope="session")
+def demo_portal(demo_cache):
+    """The small demo portal, started once per session; its env points clients at it."""
+    from napari_cryoet_portal.demo.portal import DemoPortal
+
+    portal = DemoPortal("small", cache_root=demo_cache)
+    portal.start()
+    portal.wait_ready()
+    saved = {k: os.environ.get(k) for k in portal.environment()}
+    os.environ.update(portal.environment())
+    yield portal
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    portal.stop()
+
+
+@pytest.fixture
+def portal(demo_portal):
+    """The session's demo portal with empty request logs."""
+    demo_portal.graphql.reset_log()
+    demo_portal.s3.reset_log()
+    return demo_portal
+
+
+@pytest.fixture
+def client(portal):
+    from napari_cryoet_portal.portal import PortalClient
+
+    with PortalClient(portal.api_url) as c:
+        yield c
