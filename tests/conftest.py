@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# napari's image layers need a GL context: pytest-xvfb provides a virtual X display, and the
+# offscreen platform (which some shells export) has no GL. Tests always run on xcb.
+if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+    del os.environ["QT_QPA_PLATFORM"]
+
 
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory) -> Path:

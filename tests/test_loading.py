@@ -1,0 +1,140 @@
+"""Run → layer data without Qt: scales in Å from NGFF, annotations aligned, requests counted."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from napari_cryoet_portal.data.storage import read_bytes
+from napari_cryoet_portal.layers import METADATA_KEY, level_transform
+from napari_cryoet_portal.loading import (
+    annotation_layers,
+    displayable,
+    open_run,
+    open_tomogram,
+    preselected_files,
+)
+
+
+@pytest.fixture
+def showcase(portal, client):
+    """The run with the most tomograms (two voxel spacings, raw and denoised)."""
+    run_id = Counter(t["runId"] for t in portal.tables["Tomogram"]).most_common(1)[0][0]
+    return client.run_detail(run_id)
+
+
+def world_extent(data_kwargs):
+    data, kwargs, _ = data_kwargs
+    level0 = data[0] if isinstance(data, list) else data
+    scale = np.asarray(kwargs["scale"])
+    translate = np.asarray(kwargs.get("translate", (0, 0, 0)))
+    low = translate - scale / 2
+    high = translate + (np.asarray(level0.shape) - 0.5) * scale
+    return low, high
+
+
+def world_points(layer):
+    data, kwargs, _ = layer
+    return np.asarray(data) * np.asarray(kwargs["scale"]) + np.asarray(kwargs.get("translate", (0, 0, 0)))
+
+
+def test_open_run_default_is_one_graphql_request(portal, showcase):
+    portal.graphql.reset_log()
+    portal.s3.reset_log()
+    layers = open_run(showcase.run.id)
+    assert len(portal.graphql.requests) == 1
+    kinds = [kind for _, _, kind in layers]
+    assert kinds[0] == "image"
+    image_data, image_kwargs, _ = layers[0]
+    assert image_kwargs["multiscale"] and len(image_data) == 3
+    default = showcase.default_tomogram()
+    attrs = json.loads(read_bytes(default.s3_omezarr_dir.rstrip("/") + "/.zattrs"))
+    ngff_scales = [d["coordinateTransformations"][0]["scale"] for d in attrs["multiscales"][0]["datasets"]]
+    assert tuple(image_kwargs["scale"]) == tuple(ngff_scales[0])
+    assert ngff_scales[0][0] == pytest.approx(default.voxel_spacing)
+    assert image_kwargs["units"] == ("angstrom",) * 3
+    assert image_kwargs["axis_labels"] == ("z", "y", "x")
+    assert image_kwargs["metadata"][METADATA_KEY]["tomogram_id"] == default.id
+    # the preselected annotations followed the image
+    expected = preselected_files(showcase, default)
+    assert expected
+    ids = {kw["metadata"][METADATA_KEY].get("annotation_file_id") for _, kw, _ in layers[1:]}
+    assert ids == {f.id for f in expected}
+
+
+def test_pinned_level_scale_and_half_voxel_shift(showcase):
+    tomogram = showcase.default_tomogram()
+    (data, kwargs, _), pyramid = open_tomogram(showcase, tomogram, level=2)
+    assert not kwargs["multiscale"]
+    assert data.shape == pyramid.shapes[2]
+    assert tuple(kwargs["scale"]) == pyramid.scales[2]
+    scale, translate = level_transform(pyramid, 2)
+    assert translate == tuple((s - b) / 2 for s, b in zip(pyramid.scales[2], pyramid.scales[0]))
+
+
+def test_every_displayable_annotation_loads_inside_the_image(portal, showcase):
+    """Including the files at another voxel spacing than the tomogram: Å lines them up."""
+    tomogram = showcase.default_tomogram()
+    image, _ = open_tomogram(showcase, tomogram)
+    low, high = world_extent(image)
+    files = [f for f in showcase.annotation_files() if displayable(f)]
+    shapes = {f.shape_type for f in files}
+    assert {"Point", "OrientedPoint", "InstanceSegmentation", "SegmentationMask", "InstanceSegmentationMask"} <= shapes
+    assert any(showcase.voxel_spacing_of(f) != tomogram.voxel_spacing for f in files)
+    for f in files:
+        layers = annotation_layers(showcase, f)
+        kinds = [k for _, _, k in layers]
+        spacing = showcase.voxel_spacing_of(f)
+        if f.shape_type in ("Point", "OrientedPoint", "InstanceSegmentation"):
+            lines = [l for l in read_bytes(f.s3_path).splitlines() if l.strip()]
+            points = layers[0]
+            assert len(points[0]) == len(lines)
+            assert tuple(points[1]["scale"]) == (spacing,) * 3
+            w = world_points(points)
+            assert np.all(w >= low) and np.all(w <= high), f"{f.shape_type} at {spacing} Å outside"
+        if f.shape_type == "OrientedPoint":
+            assert kinds == ["points", "vectors"]
+            vectors = layers[1][0]
+            assert vectors.shape == (len(layers[0][0]), 2, 3)
+            assert np.allclose(np.linalg.norm(vectors[:, 1], axis=1), vectors[0, 1].dot(vectors[0, 1]) ** 0.5)
+            assert {"r00", "r22"} <= set(layers[0][1]["features"])
+        if f.shape_type == "InstanceSegmentation":
+            assert layers[0][1]["face_color"] == "instance_id"
+            assert len(np.unique(layers[0][1]["features"]["instance_id"])) > 1
+        if f.shape_type in ("SegmentationMask", "InstanceSegmentationMask"):
+            assert kinds == ["labels"]
+            mask_low, mask_high = world_extent(layers[0])
+            assert np.allclose(mask_low, low, atol=spacing) and np.allclose(mask_high, high, atol=spacing)
+        if f.shape_type == "Mesh":
+            assert kinds == ["surface"]
+
+
+def test_points_at_two_voxel_spacings_coincide_in_angstrom(showcase):
+    """The same object annotated at two spacings lands on the same Å positions."""
+    by_object: dict[str, list] = {}
+    for f in showcase.annotation_files():
+        if f.shape_type == "Point" and f.format == "ndjson":
+            name = showcase.annotation(f.annotation_id).object_name
+            by_object.setdefault(name, []).append(f)
+    pairs = [fs for fs in by_object.values() if len({showcase.voxel_spacing_of(f) for f in fs}) > 1]
+    assert pairs, "the demo needs one object annotated at two voxel spacings"
+    fine, coarse = sorted(pairs[0], key=showcase.voxel_spacing_of)[:2]
+    a = world_points(annotation_layers(showcase, fine)[0])
+    b = world_points(annotation_layers(showcase, coarse)[0])
+    # nearest neighbour of every coarse point among the fine ones: within one coarse voxel
+    d = np.linalg.norm(b[:, None, :] - a[None, :, :], axis=2).min(axis=1)
+    assert np.all(d <= showcase.voxel_spacing_of(coarse) * 1.0)
+
+
+def test_image_open_reads_metadata_and_the_coarsest_level_only(portal, showcase):
+    tomogram = showcase.default_tomogram()
+    portal.s3.reset_log()
+    open_tomogram(showcase, tomogram)
+    paths = [r.path for r in portal.s3.requests]
+    assert sum(p.endswith(".zattrs") for p in paths) == 1
+    assert sum(p.endswith(".zarray") for p in paths) == 3
+    chunk_reads = [p for p in paths if not p.endswith((".zattrs", ".zarray"))]
+    assert chunk_reads and all("/2/" in p.split(".zarr", 1)[1] for p in chunk_reads)
