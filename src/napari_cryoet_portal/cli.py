@@ -2,13 +2,17 @@
 
     napari-cryoet-portal serve-demo [--size small|large]   # prints export lines, runs until ^C
     napari-cryoet-portal ls [DATASET_ID] [--search TEXT] [--api URL] [--json]
+    napari-cryoet-portal demo [--size small|large] [--screenshot PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import shutil
+import subprocess
 import signal
 import sys
 import threading
@@ -55,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve_demo)
 
+    demo = sub.add_parser("demo", help="start the demo portal and napari with the plugin on it")
+    demo.add_argument("--size", choices=["small", "large"], default="small")
+    demo.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        help="open the showcase run, save a screenshot of the window to PATH and exit",
+    )
+    demo.set_defaults(func=_demo)
+
     ls = sub.add_parser("ls", help="list datasets, or the runs of one dataset")
     ls.add_argument("dataset_id", nargs="?", type=int, help="list this dataset's runs")
     ls.add_argument("--search", metavar="TEXT", help="datasets matching TEXT (server-side)")
@@ -88,6 +101,49 @@ def _serve_demo(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    with _display():
+        from ._qt.demo_app import run_demo
+
+        screenshot = Path(args.screenshot).resolve() if args.screenshot else None
+        code = run_demo(size=args.size, screenshot=screenshot)
+    if screenshot is not None and code == 0:
+        print(f"screenshot saved to {screenshot}")
+    return code
+
+
+class _display:
+    """A virtual X display (Xvfb) when there is no screen, so ``demo`` works headless too."""
+
+    def __enter__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux":
+            return
+        xvfb = shutil.which("Xvfb")
+        if xvfb is None:
+            raise SystemExit("error: no display and no Xvfb; run scripts/setup.sh or set DISPLAY")
+        read, write = os.pipe()
+        self._proc = subprocess.Popen(
+            [xvfb, "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            pass_fds=(write,),
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write)
+        with os.fdopen(read) as f:
+            number = f.readline().strip()
+        os.environ["DISPLAY"] = f":{number}"
+        os.environ.pop("QT_QPA_PLATFORM", None)  # offscreen has no GL; xcb on Xvfb has
+        print(f"# no display: napari runs on the virtual display :{number} (Xvfb)", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            os.environ.pop("DISPLAY", None)
 
 
 def _ls(args: argparse.Namespace) -> int:

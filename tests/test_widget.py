@@ -1,0 +1,454 @@
+"""The dock widget against the demo portal, over the real protocols.
+
+Requests are counted per user action (``portal.graphql.requests``); nothing here asserts a
+duration. Waiting is on the widget's signals, which is also what makes stale results
+visible: a layer that arrives after the wait for the last selection is caught by a check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QModelIndex, Qt
+
+from napari_cryoet_portal._qt.annotation_panel import AnnotationPanel, annotation_rows
+from napari_cryoet_portal._qt.portal_widget import PortalWidget
+from napari_cryoet_portal._qt.tree_model import NodeKind, PortalTreeModel
+from napari_cryoet_portal._qt.workers import TaskRunner
+from napari_cryoet_portal.data.storage import read_bytes
+from napari_cryoet_portal.demo import content
+from napari_cryoet_portal.layers import METADATA_KEY
+from napari_cryoet_portal.loading import preselected_files
+from napari_cryoet_portal.portal.records import DatasetSummary, Page, RunSummary
+
+OPEN_TIMEOUT = 30_000  # ms; generous for a loaded CI machine, never asserted
+
+
+# --- fixtures and helpers -------------------------------------------------------------------
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer(show=False)
+
+
+@pytest.fixture
+def widget(viewer, portal, qtbot):
+    """The widget docked in a hidden viewer, not yet connected."""
+    w = PortalWidget(viewer)
+    viewer.window.add_dock_widget(w, name="CryoET Data Portal")
+    yield w
+    w.cancel()
+    assert TaskRunner.wait_for_threads(30_000)
+    qtbot.wait(10)  # let queued results reach the (cancelled) tasks
+
+
+@pytest.fixture
+def connected(widget, portal, qtbot):
+    with qtbot.waitSignal(widget.datasetsLoaded):
+        widget.connect_to_portal(portal.api_url)
+    portal.graphql.reset_log()
+    return widget
+
+
+def operations(portal) -> list[str | None]:
+    return [r.operation_name for r in portal.graphql.requests]
+
+
+def expand(w: PortalWidget, qtbot, node) -> None:
+    with qtbot.waitSignal(w.runsLoaded, check_params_cb=lambda i: i == node.record.id):
+        w.tree.expand(w.index_of(node))
+
+
+def showcase_run(w: PortalWidget, qtbot):
+    dataset = w.model.dataset(content.SHOWCASE_DATASET_ID)
+    if not dataset.children:
+        expand(w, qtbot, dataset)
+    return next(n for n in dataset.children if n.record.name == content.SHOWCASE_RUN_NAME)
+
+
+def open_run(w: PortalWidget, qtbot, node) -> None:
+    with qtbot.waitSignal(
+        w.openFinished, timeout=OPEN_TIMEOUT, check_params_cb=lambda i: i == node.record.id
+    ):
+        w.select(node)
+
+
+def plugin_layers(viewer):
+    return [layer for layer in viewer.layers if METADATA_KEY in layer.metadata]
+
+
+def world_points(layer) -> np.ndarray:
+    return np.asarray(layer.data) * np.asarray(layer.scale) + np.asarray(layer.translate)
+
+
+def world_extent(image):
+    level0 = image.data[0] if image.multiscale else image.data
+    scale, translate = np.asarray(image.scale), np.asarray(image.translate)
+    return translate - scale / 2, translate + (np.asarray(level0.shape) - 0.5) * scale
+
+
+def ngff_scales(tomogram) -> list[tuple[float, ...]]:
+    attrs = json.loads(read_bytes(tomogram.s3_omezarr_dir.rstrip("/") + "/.zattrs"))
+    datasets = attrs["multiscales"][0]["datasets"]
+    return [tuple(d["coordinateTransformations"][0]["scale"]) for d in datasets]
+
+
+def ndjson_lines(url: str) -> int:
+    return sum(1 for line in read_bytes(url).splitlines() if line.strip())
+
+
+# --- the tree model on its own ----------------------------------------------------------------
+
+
+def _dataset(i: int, runs: int) -> DatasetSummary:
+    return DatasetSummary(i, f"Dataset {i}", "Homo sapiens", runs, None, "2024-01-01")
+
+
+def test_tree_model_pages_behind_a_placeholder(qtmodeltester):
+    model = PortalTreeModel()
+    requested = []
+    model.fetchRequested.connect(requested.append)
+    model.reset(connected=True)
+    model.fetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())  # already loading: no second request
+    assert requested == [model.root]
+    model.add_datasets(Page((_dataset(1, 3), _dataset(2, 0)), total=3, offset=0, limit=2))
+    assert model.rowCount() == 3  # two datasets + "Load more… (2 of 3)"
+    assert model.index(2, 0).data() == "Load more… (2 of 3)"
+    # only a node's first page comes through canFetchMore (Qt's view would page on and on)
+    assert not model.canFetchMore(QModelIndex())
+    first = model.index(0, 0)
+    assert model.hasChildren(first) and model.canFetchMore(first)
+    assert not model.hasChildren(model.index(1, 0))  # a dataset without runs
+    model.fetchMore(first)
+    dataset = model.node(first)
+    assert requested[-1] is dataset and model.index(0, 0, first).data() == "Loading…"
+    runs = tuple(RunSummary(10 + i, f"TS_{i}", 1, 1, 2) for i in range(3))
+    model.add_runs(dataset, Page(runs, total=3, offset=0, limit=100))
+    assert model.rowCount(first) == 3 and not model.canFetchMore(first)
+    model.fetchMore(QModelIndex())  # not from a view's eager fetching…
+    assert requested[-1] is dataset
+    model.request_more(model.root)  # …but when the placeholder is reached
+    assert requested[-1] is model.root
+    model.add_datasets(Page((_dataset(3, 1),), total=3, offset=2, limit=2))
+    assert model.rowCount() == 3
+    # Qt's model tester walks (and eagerly fetches) everything, so it comes last
+    qtmodeltester.check(model)
+    model.show_search_results([_dataset(3, 1), _dataset(1, 3)])
+    assert [model.index(r, 0).data() for r in range(2)] == ["Dataset 3", "Dataset 1"]
+    assert model.rowCount(model.index(1, 0)) == 3  # the runs loaded before are kept
+    model.clear_search()
+    assert model.rowCount() == 3
+
+
+def test_manifest_contributes_the_widget():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-cryoet-portal")
+    (widget,) = manifest.contributions.widgets
+    assert widget.display_name == "CryoET Data Portal"
+    (command,) = [c for c in manifest.contributions.commands if c.id == widget.command]
+    assert command.python_name == "napari_cryoet_portal._qt.portal_widget:PortalWidget"
+
+
+# --- browsing ---------------------------------------------------------------------------------
+
+
+def test_connect_lists_datasets_in_one_request(widget, portal, qtbot):
+    portal.graphql.reset_log()
+    with qtbot.waitSignal(widget.datasetsLoaded):
+        widget.connect_to_portal(portal.api_url)
+    assert operations(portal) == ["DatasetsPage"]
+    datasets = portal.tables["Dataset"]
+    assert widget.model.rowCount() == len(datasets)
+    node = widget.model.dataset(content.BIG_DATASET_ID)
+    name, details, ident = widget.model.texts(node)
+    row = next(d for d in datasets if d["id"] == content.BIG_DATASET_ID)
+    assert name == row["title"] and ident == str(row["id"])
+    assert row["organismName"] in details and f"{content.BIG_DATASET_RUNS} runs" in details
+    assert not widget.busy
+
+
+def test_runs_page_in_as_the_user_scrolls(viewer, portal, qtbot):
+    """Expanding costs one request; later pages come only when scrolled to (a shown view)."""
+    w = PortalWidget(viewer, page_size=60)
+    qtbot.addWidget(w)
+    w.resize(500, 700)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.datasetsLoaded):
+        w.connect_to_portal(portal.api_url)
+    dataset = w.model.dataset(content.BIG_DATASET_ID)
+    portal.graphql.reset_log()
+    expand(w, qtbot, dataset)
+    assert len(dataset.children) == 60
+    qtbot.wait(100)  # the placeholder is far below: nothing more is fetched
+    assert operations(portal) == ["RunsPage"]
+    while dataset.has_more:
+        with qtbot.waitSignal(w.runsLoaded):
+            w.tree.scrollToBottom()
+    names = [n.record.name for n in dataset.children]
+    expected = [r["name"] for r in portal.tables["Run"] if r["datasetId"] == content.BIG_DATASET_ID]
+    assert sorted(names) == sorted(expected) and len(names) == content.BIG_DATASET_RUNS
+    assert operations(portal) == ["RunsPage"] * math.ceil(content.BIG_DATASET_RUNS / 60)
+    assert w.model.rowCount(w.model.index_of(dataset)) == content.BIG_DATASET_RUNS  # no placeholder
+    w.cancel()
+    assert TaskRunner.wait_for_threads(30_000)
+
+
+def test_search_filters_at_once_then_asks_the_server_once(connected, portal, qtbot):
+    w = connected
+    organism = next(d for d in portal.tables["Dataset"] if d["id"] == content.BIG_DATASET_ID)["organismName"]
+    with qtbot.waitSignal(w.datasetsLoaded, timeout=5000):
+        qtbot.keyClicks(w.search_edit, organism)
+        # the local filter is instant: before the debounced request, only matching rows remain
+        visible = [w.proxy.index(r, 0).data() for r in range(w.proxy.rowCount())]
+        assert 0 < len(visible) < w.model.rowCount() or len(portal.tables["Dataset"]) == 1
+    assert operations(portal) == ["SearchDatasets"]  # one request for all the keystrokes
+    assert w.model.searching
+    assert content.BIG_DATASET_ID in {n.record.id for n in w.model.root.children}
+    # the server matches what the rows do not show (annotated objects): those rows stay
+    portal.graphql.reset_log()
+    with qtbot.waitSignal(w.datasetsLoaded, timeout=5000):
+        w.search_edit.setText("proteasome")
+    found = {n.record.id for n in w.model.root.children}
+    assert content.SHOWCASE_DATASET_ID in found
+    assert w.proxy.rowCount() == len(found)
+    with qtbot.waitSignal(w.datasetsLoaded, timeout=5000):
+        w.search_edit.clear()
+    assert not w.model.searching and w.model.rowCount() == len(portal.tables["Dataset"])
+    assert operations(portal) == ["SearchDatasets"]  # clearing costs nothing
+
+
+def test_metadata_is_fetched_when_shown_and_cached(connected, portal, qtbot):
+    w = connected
+    dataset = w.model.dataset(content.SHOWCASE_DATASET_ID)
+    w.select(dataset)
+    qtbot.wait(50)
+    assert operations(portal) == []  # the metadata tab is hidden: nothing fetched
+    with qtbot.waitSignal(w.metadataShown, check_params_cb=lambda k, i: (k, i) == ("dataset", dataset.record.id)):
+        w.tabs.setCurrentWidget(w.metadata)
+    assert operations(portal) == ["DatasetMetadata"]
+    keys = [w.metadata.tree.topLevelItem(i).text(0) for i in range(w.metadata.tree.topLevelItemCount())]
+    assert "title" in keys and "authors" in keys
+    w.metadata.filter.setText("ORGANISM")
+    shown = [
+        w.metadata.tree.topLevelItem(i).text(0)
+        for i in range(w.metadata.tree.topLevelItemCount())
+        if not w.metadata.tree.topLevelItem(i).isHidden()
+    ]
+    assert shown and all("organism" in k.lower() for k in shown)
+    other = w.model.dataset(content.BIG_DATASET_ID)
+    with qtbot.waitSignal(w.metadataShown):
+        w.select(other)
+    with qtbot.waitSignal(w.metadataShown):
+        w.select(dataset)  # cached: no request
+    assert operations(portal) == ["DatasetMetadata", "DatasetMetadata"]
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+
+def test_selecting_a_run_opens_image_then_annotations(connected, viewer, portal, qtbot):
+    w = connected
+    run = showcase_run(w, qtbot)
+    inserted = []
+    viewer.layers.events.inserted.connect(lambda e: inserted.append(e.value))
+    portal.graphql.reset_log()
+    open_run(w, qtbot, run)
+    assert operations(portal) == ["RunDetail"]
+    detail = run.detail
+    tomogram = detail.default_tomogram()
+
+    image = inserted[0]
+    assert image.multiscale and len(image.data) == 3
+    scales = ngff_scales(tomogram)
+    assert tuple(image.scale) == pytest.approx(scales[0])
+    assert image.metadata[METADATA_KEY]["tomogram_id"] == tomogram.id
+    low, high = world_extent(image)
+
+    preselected = preselected_files(detail, tomogram)
+    by_file = {}
+    for layer in inserted[1:]:
+        by_file.setdefault(layer.metadata[METADATA_KEY]["annotation_file_id"], []).append(layer)
+    assert set(by_file) == {f.id for f in preselected}
+    for f in preselected:
+        layers = by_file[f.id]
+        assert all(layer.metadata[METADATA_KEY]["run_id"] == run.record.id for layer in layers)
+        if f.shape_type in ("Point", "OrientedPoint", "InstanceSegmentation"):
+            points = layers[0]
+            assert len(points.data) == ndjson_lines(f.s3_path)
+            world = world_points(points)
+            assert np.all(world >= low) and np.all(world <= high), f.shape_type
+        if f.shape_type == "OrientedPoint":
+            assert [type(layer).__name__ for layer in layers] == ["Points", "Vectors"]
+            assert len(layers[1].data) == len(layers[0].data)
+            assert {"r00", "r22"} <= set(layers[0].features.columns)
+    # the panel lists every file of the run, preselected ones checked
+    assert w.annotations.files.topLevelItemCount() == len(detail.annotation_files())
+    assert all(w.annotations.is_checked(f.id) for f in preselected)
+    # the default tomogram's key photo shows in the panel
+    qtbot.waitUntil(lambda: w.annotations.preview.pixmap() is not None and not w.annotations.preview.pixmap().isNull())
+    # expanding the selected run costs nothing: its detail is the tree's children
+    portal.graphql.reset_log()
+    w.tree.expand(w.index_of(run))
+    assert [c.kind for c in run.children].count(NodeKind.TOMOGRAM) == len(detail.tomograms)
+    assert operations(portal) == []
+
+
+def test_annotation_at_another_spacing_lines_up(connected, viewer, portal, qtbot):
+    """The community picks are at 16 Å, the tomogram at 10 Å: checking them loads them in Å."""
+    w = connected
+    run = showcase_run(w, qtbot)
+    open_run(w, qtbot, run)
+    detail = run.detail
+    tomogram = detail.default_tomogram()
+    coarse = next(
+        f for f in detail.annotation_files()
+        if f.shape_type == "Point" and detail.voxel_spacing_of(f) == content.SHOWCASE_COARSE_SPACING
+    )
+    fine = next(
+        f for f in preselected_files(detail, tomogram)
+        if f.shape_type == "Point"
+        and detail.annotation(f.annotation_id).object_id == detail.annotation(coarse.annotation_id).object_id
+    )
+    assert not w.annotations.is_checked(coarse.id)
+    with qtbot.waitSignal(w.layersChanged, timeout=OPEN_TIMEOUT):
+        w.set_annotation_checked(coarse.id, True)
+    (layer,) = w.layers.get(("file", coarse.id))
+    assert tuple(layer.scale) == (content.SHOWCASE_COARSE_SPACING,) * 3
+    assert len(layer.data) == ndjson_lines(coarse.s3_path)
+    image = w.layers.get("image")[0]
+    low, high = world_extent(image)
+    world = world_points(layer)
+    assert np.all(world >= low) and np.all(world <= high)
+    fine_world = world_points(w.layers.get(("file", fine.id))[0])
+    nearest = np.linalg.norm(world[:, None] - fine_world[None], axis=2).min(axis=1)
+    assert np.all(nearest <= content.SHOWCASE_COARSE_SPACING)
+    # unchecking removes exactly its layers
+    with qtbot.waitSignal(w.layersChanged):
+        w.set_annotation_checked(coarse.id, False)
+    assert layer not in viewer.layers and w.layers.get(("file", fine.id))
+
+
+def test_pinning_a_level_shows_that_level_alone(connected, viewer, portal, qtbot):
+    w = connected
+    run = showcase_run(w, qtbot)
+    open_run(w, qtbot, run)
+    tomogram = run.detail.default_tomogram()
+    scales = ngff_scales(tomogram)
+    annotations = [layer for layer in plugin_layers(viewer) if layer not in w.layers.get("image")]
+    portal.graphql.reset_log()
+    with qtbot.waitSignal(w.layersChanged, timeout=OPEN_TIMEOUT):
+        w.pin_level(2)
+    (image,) = w.layers.get("image")
+    assert not image.multiscale and image.data.ndim == 3
+    assert tuple(image.scale) == pytest.approx(scales[2])
+    assert w.annotations.level.currentData() == 2
+    with qtbot.waitSignal(w.layersChanged, timeout=OPEN_TIMEOUT):
+        w.pin_level(None)
+    (image,) = w.layers.get("image")
+    assert image.multiscale and len(image.data) == 3
+    assert all(layer in viewer.layers for layer in annotations)  # only the image was swapped
+    assert operations(portal) == []
+
+
+def test_rapid_reselection_leaves_only_the_last_run(connected, viewer, portal, qtbot):
+    w = connected
+    user_layer = viewer.add_points(np.zeros((1, 3)), name="mine")
+    dataset = w.model.dataset(content.BIG_DATASET_ID)
+    expand(w, qtbot, dataset)
+    runs = dataset.children[:50]
+    selected = {"run": None}
+    stale = []
+
+    def on_insert(event):
+        run_id = event.value.metadata.get(METADATA_KEY, {}).get("run_id")
+        if run_id is not None and run_id != selected["run"]:
+            stale.append(event.value.name)
+
+    viewer.layers.events.inserted.connect(on_insert)
+    for i, node in enumerate(runs[:-1]):
+        selected["run"] = node.record.id
+        w.select(node)
+        if i % 7 == 3:
+            qtbot.wait(15)  # let some answers arrive while newer selections follow
+    selected["run"] = runs[-1].record.id
+    open_run(w, qtbot, runs[-1])
+    qtbot.wait(300)  # anything still in flight would land now
+    assert TaskRunner.wait_for_threads(30_000)
+    qtbot.wait(50)
+    assert stale == []
+    ours = plugin_layers(viewer)
+    assert ours and {layer.metadata[METADATA_KEY]["run_id"] for layer in ours} == {runs[-1].record.id}
+    assert user_layer in viewer.layers
+    # opening another run replaces the plugin's layers and still leaves the user's alone
+    open_run(w, qtbot, showcase_run(w, qtbot))
+    assert {layer.metadata[METADATA_KEY]["run_name"] for layer in plugin_layers(viewer)} == {
+        content.SHOWCASE_RUN_NAME
+    }
+    assert user_layer in viewer.layers
+
+
+def test_cancel_drops_work_in_flight(connected, viewer, portal, qtbot):
+    w = connected
+    run = showcase_run(w, qtbot)
+    w.select(run)
+    assert w.busy
+    w.cancel()
+    assert not w.busy and not w.cancel_button.isEnabled()
+    assert TaskRunner.wait_for_threads(30_000)
+    qtbot.wait(50)
+    assert plugin_layers(viewer) == []
+    open_run(w, qtbot, run)  # and the same run opens afterwards
+    assert plugin_layers(viewer)
+
+
+def test_server_down_is_reported_and_recovered(connected, portal, qtbot):
+    w = connected
+    dataset = w.model.dataset(content.SHOWCASE_DATASET_ID)
+    index = w.index_of(dataset)
+    portal.graphql.stop()
+    try:
+        with qtbot.waitSignal(w.errorOccurred, timeout=OPEN_TIMEOUT) as error:
+            w.tree.expand(index)
+        assert "runs of dataset" in error.args[0] and "cannot reach" in error.args[0]
+        assert error.args[0] in w.status.text() or w.status.text().startswith(error.args[0][:20])
+        assert not w.busy and dataset.failed and not dataset.children
+        assert w.model.rowCount() == len(portal.tables["Dataset"])  # the tree is still there
+    finally:
+        portal.graphql.start()
+    portal.graphql.reset_log()
+    with qtbot.waitSignal(w.runsLoaded):
+        w.tree.collapse(index)
+        w.tree.expand(index)  # the user tries again
+    assert operations(portal) == ["RunsPage"]
+    with qtbot.waitSignal(w.datasetsLoaded):
+        w.connect_to_portal()
+    assert w.model.rowCount() == len(portal.tables["Dataset"])
+
+
+def test_unsupported_files_are_listed_but_disabled(connected, qtbot):
+    from dataclasses import replace
+
+    w = connected
+    run = showcase_run(w, qtbot)
+    with qtbot.waitSignal(w.runDetailLoaded):
+        w.tree.expand(w.index_of(run))
+    detail = run.detail
+    annotation = detail.annotations[0]
+    odd = replace(annotation.files[0], id=-1, format="mrc", is_visualization_default=True)
+    detail = replace(detail, annotations=(replace(annotation, files=(*annotation.files, odd)), *detail.annotations[1:]))
+    tomogram = detail.default_tomogram()
+    rows = annotation_rows(detail, tomogram, preselected_files(detail, tomogram))
+    panel = AnnotationPanel()
+    qtbot.addWidget(panel)
+    panel.set_rows(rows)
+    item = panel.files.topLevelItem([r.file.id for r in rows].index(-1))
+    assert item.isDisabled() and item.text(1) == "not supported yet"
+    assert item.checkState(0) == Qt.CheckState.Unchecked  # never loaded
+    assert odd not in preselected_files(detail, tomogram)
