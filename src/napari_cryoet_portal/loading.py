@@ -13,6 +13,7 @@ from typing import Literal
 
 from .data.mesh import parse_glb
 from .data.ndjson import parse_ndjson
+from .data.progressive import progressive_pyramid
 from .data.pyramid import Pyramid, open_pyramid
 from .data.storage import DataAccessError, read_bytes
 from .layers import LayerData, labels_layer, points_layers, surface_layer, tomogram_layer
@@ -61,12 +62,20 @@ def open_tomogram(
     *,
     level: int | None = None,
     endpoint_url: str | None = None,
+    progressive: bool = False,
 ) -> tuple[LayerData, Pyramid]:
-    """The image layer data for ``tomogram``: lazy levels, Å scales, contrast from the coarsest."""
+    """The image layer data for ``tomogram``: lazy levels, Å scales, contrast from the coarsest.
+
+    ``progressive``: levels that never block the thread napari slices on (see
+    :mod:`napari_cryoet_portal.data.progressive`); what the widget uses. Scripts that want
+    plain dask arrays leave it off.
+    """
     url = tomogram.s3_omezarr_dir or tomogram.https_omezarr_dir
     if not url:
         raise DataAccessError(f"tomogram {tomogram.id} has no OME-Zarr location")
     pyramid = open_pyramid(url, endpoint_url=endpoint_url)
+    if progressive:
+        pyramid = progressive_pyramid(pyramid)
     return tomogram_layer(pyramid, tomogram, detail.run, level=level), pyramid
 
 
@@ -75,8 +84,12 @@ def annotation_layers(
     file: AnnotationFile,
     *,
     endpoint_url: str | None = None,
+    progressive: bool = False,
 ) -> list[LayerData]:
-    """Layers for one annotation file, in Å at the file's own voxel spacing."""
+    """Layers for one annotation file, in Å at the file's own voxel spacing.
+
+    ``progressive``: masks get non-blocking levels, as in :func:`open_tomogram`.
+    """
     annotation = detail.annotation(file.annotation_id)
     if annotation is None:
         raise LookupError(f"annotation {file.annotation_id} is not in run {detail.run.id}")
@@ -91,6 +104,8 @@ def annotation_layers(
         )
     if file.shape_type in _MASK_SHAPES:
         pyramid = open_pyramid(file.s3_path, endpoint_url=endpoint_url)
+        if progressive:
+            pyramid = progressive_pyramid(pyramid)
         return [labels_layer(pyramid, detail.run, annotation, file)]
     raw = read_bytes(file.s3_path, endpoint_url=endpoint_url)
     if file.shape_type in _MESH_SHAPES:

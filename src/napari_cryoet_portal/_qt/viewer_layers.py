@@ -5,15 +5,22 @@ another run removes exactly these, and a layer the user added, or one of ours th
 already deleted, is never touched. Each layer also carries its portal ids in
 ``layer.metadata["cryoet_portal"]`` (set by :mod:`napari_cryoet_portal.layers`), for
 scripts and for the user.
+
+Layers over progressive levels (:mod:`napari_cryoet_portal.data.progressive`) are refreshed
+on the main thread whenever their fetcher lands chunks, and their fetchers are closed when
+the layers go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import weakref
+from collections.abc import Callable, Hashable, Sequence
 
 from napari.components import ViewerModel
 from napari.layers import Layer
+from superqt.utils import ensure_main_thread
 
+from ..data.progressive import ChunkFetcher, fetchers_in
 from ..layers import LayerData
 
 __all__ = ["PluginLayers"]
@@ -22,9 +29,17 @@ __all__ = ["PluginLayers"]
 class PluginLayers:
     """Adds, replaces and removes the plugin's layers in ``viewer``, by key."""
 
-    def __init__(self, viewer: ViewerModel) -> None:
+    def __init__(
+        self,
+        viewer: ViewerModel,
+        *,
+        on_fetch_error: Callable[[Layer, BaseException], None] | None = None,
+    ) -> None:
         self._viewer = viewer
         self._layers: dict[Hashable, list[Layer]] = {}
+        self._fetchers: dict[int, list[ChunkFetcher]] = {}  # id(layer) → its fetchers
+        #: called on the main thread when a layer's voxels could not be fetched
+        self.on_fetch_error = on_fetch_error
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._layers
@@ -41,6 +56,12 @@ class PluginLayers:
     def add(self, key: Hashable, data: Sequence[LayerData], *, index: int | None = None) -> list[Layer]:
         """Create layers from layer-data tuples and add them (at ``index``, else on top)."""
         layers = [Layer.create(d, dict(kwargs), layer_type) for d, kwargs, layer_type in data]
+        for layer, (d, _, _) in zip(layers, data):
+            fetchers = fetchers_in(d)
+            for fetcher in fetchers:
+                self._wire(fetcher, layer)
+            if fetchers:
+                self._fetchers[id(layer)] = fetchers
         for offset, layer in enumerate(layers):
             if index is None:
                 self._viewer.layers.append(layer)
@@ -58,8 +79,32 @@ class PluginLayers:
 
     def remove(self, key: Hashable) -> None:
         for layer in self._layers.pop(key, []):
+            for fetcher in self._fetchers.pop(id(layer), []):
+                fetcher.close()
             if layer in self._viewer.layers:
                 self._viewer.layers.remove(layer)
+
+    def fetchers(self) -> list[ChunkFetcher]:
+        """Fetchers of the plugin's layers (to wait for a sharp view, in tests and benchmarks)."""
+        return [f for fetchers in self._fetchers.values() for f in fetchers]
+
+    def _wire(self, fetcher: ChunkFetcher, layer: Layer) -> None:
+        ref = weakref.ref(layer)
+
+        @ensure_main_thread
+        def refresh() -> None:
+            target = ref()
+            if target is not None and target in self._viewer.layers:
+                target.refresh()
+
+        @ensure_main_thread
+        def failed(exc: BaseException) -> None:
+            target = ref()
+            if target is not None and target in self._viewer.layers and self.on_fetch_error:
+                self.on_fetch_error(target, exc)
+
+        fetcher.on_ready = refresh
+        fetcher.on_error = failed
 
     def clear(self) -> None:
         for key in list(self._layers):

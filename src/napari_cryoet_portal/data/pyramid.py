@@ -40,6 +40,8 @@ class Pyramid:
     axes: tuple[str, ...]
     units: tuple[str | None, ...]
     attrs: dict[str, Any]
+    #: the zarr arrays behind ``levels``, for reads that go chunk by chunk (data.progressive)
+    arrays: tuple[Any, ...] = ()
 
     @property
     def dtype(self) -> np.dtype:
@@ -162,6 +164,7 @@ def _pyramid(url, arrays, levels, axes, units, attrs) -> Pyramid:
         axes=axes,
         units=units,
         attrs=attrs,
+        arrays=tuple(arrays),
     )
 
 
