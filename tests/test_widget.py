@@ -335,6 +335,35 @@ def test_annotation_at_another_spacing_lines_up(connected, viewer, portal, qtbot
     assert layer not in viewer.layers and w.layers.get(("file", fine.id))
 
 
+def test_the_view_sharpens_in_the_background(connected, viewer, portal, qtbot):
+    """The first slice is the coarse preview; the fetched chunks replace it, exactly."""
+    from napari_cryoet_portal.data.progressive import ProgressiveLevel
+    from napari_cryoet_portal.data.pyramid import open_pyramid
+
+    w = connected
+    run = showcase_run(w, qtbot)
+    open_run(w, qtbot, run)
+    (image,) = w.layers.get("image")
+    assert all(isinstance(level, ProgressiveLevel) for level in image.data[:-1])
+    assert isinstance(image.data[-1], np.ndarray)  # the coarsest level, read with the pyramid
+    masks = [layer for layer in plugin_layers(viewer) if type(layer).__name__ == "Labels"]
+    assert masks and all(isinstance(m.data[0], ProgressiveLevel) for m in masks)
+    fetchers = w.layers.fetchers()
+    assert len(fetchers) == 1 + len(masks)
+    qtbot.waitUntil(lambda: all(f.idle for f in fetchers), timeout=OPEN_TIMEOUT)
+    qtbot.wait(50)  # the refreshes queued on the main thread
+    assert not any(f.errors for f in fetchers)
+    # what napari shows is the real level, not the preview
+    level = image.data_level
+    assert level < len(image.data) - 1  # a progressive level is on screen
+    real = np.asarray(open_pyramid(image.metadata[METADATA_KEY]["url"]).levels[level])
+    shown = np.asarray(image._slice.image.raw)
+    z = int(round((viewer.dims.point[0] - image.translate[0]) / image.scale[0] / image.downsample_factors[level][0]))
+    corners = image.corner_pixels
+    expected = real[z, corners[0, 1] : corners[1, 1] + 1, corners[0, 2] : corners[1, 2] + 1]
+    np.testing.assert_array_equal(shown, expected)
+
+
 def test_pinning_a_level_shows_that_level_alone(connected, viewer, portal, qtbot):
     w = connected
     run = showcase_run(w, qtbot)

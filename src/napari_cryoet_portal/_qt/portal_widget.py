@@ -19,8 +19,9 @@ from functools import partial
 from typing import Any
 
 from napari.components import ViewerModel
+from napari.layers import Layer
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, Signal
+from qtpy.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -78,7 +79,11 @@ class _Session:
     shown_level: int | None = None
     #: the image was added, or failed: the previous run's layers are gone
     image_settled: bool = False
+    #: the canvas has drawn the image (or it failed): annotations may follow
+    image_drawn: bool = False
     pyramid: Pyramid | None = None
+    #: preselected annotation files, fetched once the image is in (it goes first)
+    queued: list[AnnotationFile] = field(default_factory=list)
     #: annotation files being fetched
     loading: set[int] = field(default_factory=set)
     #: annotation layers that arrived before the image, by file id
@@ -143,7 +148,7 @@ class PortalWidget(QWidget):
         self.model = PortalTreeModel(self, icon_for=self.thumbnails.icon)
         self.proxy = PortalFilterProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.layers = PluginLayers(napari_viewer)
+        self.layers = PluginLayers(napari_viewer, on_fetch_error=self._voxels_failed)
 
         self._details: dict[int, RunDetail] = {}
         self._metadata: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
@@ -551,9 +556,10 @@ class PortalWidget(QWidget):
         self.annotations.set_levels([], None)
         self._preview_url = tomogram.thumbnail_url
         self.annotations.set_preview(self.thumbnails.pixmap(tomogram.thumbnail_url))
-        self._load_image(session)
+        session.queued = list(preselected)
         for file in preselected:
-            self._load_annotation(session, file)
+            self.annotations.set_file_state(file.id, "waiting for the image…")
+        self._load_image(session)
 
     def _current(self, session: _Session) -> bool:
         return session is self._session and session.generation == self._generation
@@ -569,7 +575,7 @@ class PortalWidget(QWidget):
                 _relevel, session.pyramid, tomogram, detail, level, limits
             )
         else:
-            work = partial(open_tomogram, detail, tomogram, level=level)
+            work = partial(open_tomogram, detail, tomogram, level=level, progressive=True)
         self._runner.submit(
             "open:image",
             work,
@@ -589,10 +595,11 @@ class PortalWidget(QWidget):
             self._settle(session)
             self.layers.add(_IMAGE, [data])
             self.viewer.reset_view()
+            self._load_queued(session)
+            self._when_drawn(partial(self._image_drawn, session))
         else:
             self.layers.replace(_IMAGE, [data])
         self.annotations.set_levels(_level_labels(pyramid), session.level)
-        self._flush(session)
         self._say(f"Opened {session.detail.run.name} · tomogram {session.tomogram.id}")
         self.layersChanged.emit()
         self._maybe_finished(session)
@@ -603,17 +610,64 @@ class PortalWidget(QWidget):
         self._report(f"Could not open tomogram {session.tomogram.id}", exc)
         if not session.image_settled:
             self._settle(session)
-            self._flush(session)
+            session.image_drawn = True
+            self._load_queued(session)
             self.layersChanged.emit()
         elif session.pyramid is not None:  # a level change failed: the old level stays
             session.level = session.shown_level
             self.annotations.set_levels(_level_labels(session.pyramid), session.level)
         self._maybe_finished(session)
 
+    def _when_drawn(self, callback: Callable[[], None], fallback_ms: int = 300) -> None:
+        """Call ``callback`` once the canvas has drawn its next frame (or after
+        ``fallback_ms``, for a hidden viewer that never draws).
+
+        Layers that arrive while the image is being added would otherwise be added in the
+        same run of the event loop, before Qt's low-priority paint event, and the image
+        would appear only after all of them. napari has no public "frame drawn" event, so
+        this reaches for the vispy canvas and falls back to the timer without it.
+        """
+        done = False
+
+        def once(*_: Any) -> None:
+            nonlocal done
+            if not done:
+                done = True
+                QTimer.singleShot(0, callback)
+
+        qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
+        scene = getattr(getattr(qt_viewer, "canvas", None), "_scene_canvas", None)
+        events = getattr(getattr(scene, "events", None), "draw", None)
+        if events is not None:
+
+            def on_draw(event: Any) -> None:
+                events.disconnect(on_draw)
+                once()
+
+            events.connect(on_draw)
+        QTimer.singleShot(fallback_ms, once)
+
+    def _image_drawn(self, session: _Session) -> None:
+        if self._current(session) and not session.image_drawn:
+            session.image_drawn = True
+            self._flush(session)
+            self.layersChanged.emit()
+            self._maybe_finished(session)
+
+    def _voxels_failed(self, layer: Layer, exc: BaseException) -> None:
+        """A view's chunks could not be fetched: the layer keeps its coarse preview."""
+        self._report(f"Could not fetch voxels of {layer.name} (showing the coarse preview)", exc)
+
     def _settle(self, session: _Session) -> None:
         """The new run replaces the previous one: all layers the plugin added go."""
         session.image_settled = True
         self.layers.clear()
+
+    def _load_queued(self, session: _Session) -> None:
+        """The image is in (or failed): fetch the preselected annotations now."""
+        queued, session.queued = session.queued, []
+        for file in queued:
+            self._load_annotation(session, file)
 
     def _load_annotation(self, session: _Session, file: AnnotationFile) -> None:
         session.loading.add(file.id)
@@ -622,7 +676,7 @@ class PortalWidget(QWidget):
         what = annotation.object_name if annotation else "annotation"
         self._runner.submit(
             f"open:annotation:{file.id}",
-            annotation_layers,
+            partial(annotation_layers, progressive=True),
             session.detail,
             file,
             label=f"Loading {what} ({file.shape_type})…",
@@ -636,7 +690,7 @@ class PortalWidget(QWidget):
     ) -> None:
         if not self._current(session):
             return
-        if session.image_settled:
+        if session.image_drawn:
             self._show_annotation(file.id, data)
             self.layersChanged.emit()
         else:
@@ -669,7 +723,13 @@ class PortalWidget(QWidget):
             self._maybe_finished(session)
 
     def _maybe_finished(self, session: _Session) -> None:
-        if session.finished or not session.image_settled or session.loading:
+        if (
+            session.finished
+            or not session.image_drawn
+            or session.loading
+            or session.queued
+            or session.held
+        ):
             return
         session.finished = True
         self._target = None
@@ -683,12 +743,15 @@ class PortalWidget(QWidget):
         file = session.file(file_id) if session else None
         if session is None or file is None:
             return
+        queued = next((f for f in session.queued if f.id == file_id), None)
         if checked:
-            busy = file_id in session.loading or file_id in session.held
+            busy = queued is not None or file_id in session.loading or file_id in session.held
             if not busy and ("file", file_id) not in self.layers:
                 self._load_annotation(session, file)
             return
         self._runner.cancel(f"open:annotation:{file_id}")
+        if queued is not None:
+            session.queued.remove(queued)
         session.held.pop(file_id, None)
         if ("file", file_id) in self.layers:
             self.layers.remove(("file", file_id))
