@@ -1,0 +1,112 @@
+"""Drives this plugin's dock widget (``PortalWidget``) the way a user would.
+
+- Connect: the Connect button; datasets are visible when the first page is in the tree
+  (``datasetsLoaded``). Then, for a like-for-like row with the official plugin's complete
+  listing, the tree is scrolled to the end until every dataset is listed (``list_all``).
+- Expand: ``QTreeView.expand`` on the dataset row (Qt asks the model → one runs page).
+- Open: make the run's row current, as a click does (``PortalWidget.select``); done when
+  ``openFinished(run_id)`` has been emitted.
+"""
+
+from __future__ import annotations
+
+from driver_base import BaseDriver
+from probes import Action
+
+
+class OursDriver(BaseDriver):
+    name = "napari-cryoet-portal"
+
+    def add_widget(self, action: Action) -> None:
+        import os
+
+        _, self.widget = self.viewer.window.add_plugin_dock_widget(
+            "napari-cryoet-portal", "CryoET Data Portal"
+        )
+        self.widget.url_edit.setText(os.environ["CRYOET_PORTAL_API_URL"])
+        self.model = self.widget.model
+        self.tree = self.widget.tree
+        self._finished: set[int] = set()
+        self.widget.openFinished.connect(self._finished.add)
+        self.rec.wait_until(lambda: self.widget.isVisible(), 10)
+
+    def run_all(self, large: bool) -> None:
+        # connect, then list everything (scrolling), then the common story
+        f = self.facts
+        self.step("open_widget", self.add_widget)
+        self.step("connect", self.connect)
+        self.step("list_all", self.list_all)
+        self.step("expand_largest", self.expand, f["largest_dataset"]["id"])
+        self.step("open_first_run", self.open, f["first_run_of_largest"])
+        if f.get("showcase_run"):
+            self.step("expand_showcase", self.expand, 10000)
+            self.step("open_showcase", self.open, f["showcase_run"])
+        if large:
+            big = f["large_tomogram_run"]
+            self.step("expand_large", self.expand, big["dataset_id"])
+            self.step("open_large", self.open, big)
+            if not self.args.no_browse:
+                self.step("browse_large", self.browse)
+
+    def connect(self, action: Action) -> None:
+        self.widget.connect_button.click()
+        t = self.rec.wait_until(
+            lambda: len(self.model.root.children) > 0, self.args.listing_timeout,
+            (self.widget.datasetsLoaded,),
+        )
+        action.mark("first_visible", t)
+        action.notes["datasets_visible"] = len(self.model.root.children)
+        action.notes["datasets_total"] = self.model.root.total
+
+    def _load_more_datasets(self) -> None:
+        """Scroll to the bottom: the "Load more…" row comes into view → the next page."""
+        root = self.model.root
+        n = len(root.children)
+        self.tree.scrollToBottom()
+        self.rec.wait_until(lambda: len(root.children) > n, self.args.listing_timeout,
+                            (self.widget.datasetsLoaded,))
+
+    def list_all(self, action: Action) -> None:
+        root = self.model.root
+        pages = 1
+        while root.has_more:
+            self._load_more_datasets()
+            pages += 1
+        action.mark("listed")
+        action.notes["datasets"] = len(root.children)
+        action.notes["pages"] = pages
+        self.tree.scrollToTop()
+
+    def expand(self, dataset_id: int, action: Action) -> None:
+        while self.model.dataset(dataset_id) is None and self.model.root.has_more:
+            self._load_more_datasets()
+        node = self.model.dataset(dataset_id)
+        index = self.widget.index_of(node)
+        self.tree.scrollTo(index)  # the user scrolls to the row: not timed
+        self.rec.restart(action)
+        self.tree.expand(index)  # what clicking the row's arrow does
+        t = self.rec.wait_until(lambda: len(node.children) > 0, self.args.action_timeout,
+                                (self.widget.runsLoaded,))
+        action.mark("first_runs_visible", t)
+        action.notes["children"] = len(node.children)
+        action.notes["children_total"] = node.total
+        action.notes["children_are"] = "runs"
+
+    def click_run(self, run: dict, action: Action) -> None:
+        node = self.model.run(run["run_id"])
+        if node is None:
+            raise RuntimeError(f"run {run['run_id']} is not in the tree")
+        self._finished.discard(run["run_id"])
+        self._run_id = run["run_id"]
+        self.tree.scrollTo(self.widget.index_of(node))  # into view first: not timed
+        self.rec.restart(action)
+        self.widget.select(node)  # what a click does: the row becomes current
+
+    def all_layers_in(self) -> bool:
+        return self._run_id in self._finished
+
+    def view_sharp(self) -> bool:
+        return all(fetcher.idle for fetcher in self.widget.layers.fetchers())
+
+    def layer_signals(self) -> tuple:
+        return (self.viewer.layers.events.inserted, self.widget.layersChanged, self.widget.openFinished)
