@@ -217,3 +217,16 @@ def test_demo_tomogram_streams_chunk_by_chunk(portal, client):
     np.testing.assert_array_equal(np.asarray(level0[z]), plain[z])
     np.testing.assert_array_equal(np.asarray(level0[z - 1 - (z % chunk[0]) + 1]), plain[z - (z % chunk[0])])
     assert len(portal.s3.requests) - opened == len(chunk_gets)  # same slab: nothing more fetched
+
+
+def test_fetchers_share_one_cache_and_close_drops_only_their_chunks(pyramid):
+    cache = ChunkCache()
+    (a_levels, a), (b_levels, b) = _levels(pyramid, cache=cache), _levels(pyramid, cache=cache)
+    np.asarray(a_levels[0][0])
+    np.asarray(b_levels[0][0])
+    assert a.wait_idle(10) and b.wait_idle(10)
+    both = cache.nbytes
+    assert both > 0 and a.chunk(0, (0, 0, 0)) is not None
+    a.close()
+    assert cache.nbytes == both / 2 and a.chunk(0, (0, 0, 0)) is None
+    assert b.chunk(0, (0, 0, 0)) is not None

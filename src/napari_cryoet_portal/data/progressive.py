@@ -46,14 +46,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = int(os.environ.get("NAPARI_CRYOET_PORTAL_CACHE_MB", "1024")) << 20
-"""Decoded chunks kept in memory per fetcher (``NAPARI_CRYOET_PORTAL_CACHE_MB``, default 1 GB):
-one full-resolution slab of a typical portal tomogram."""
+"""Decoded chunks kept in memory, all layers together (``NAPARI_CRYOET_PORTAL_CACHE_MB``,
+default 1 GB): one full-resolution slab of a typical portal tomogram."""
 
-ChunkKey = tuple[int, tuple[int, ...]]  # (level, chunk grid position)
+ChunkKey = tuple[int, int, tuple[int, ...]]  # (fetcher, level, chunk grid position)
+_fetcher_ids = itertools.count()
 
 
 class ChunkCache:
-    """Decoded chunks by (level, grid position), least recently used dropped first."""
+    """Decoded chunks by (fetcher, level, grid position), least recently used dropped first.
+
+    A view that needs more than ``max_bytes`` raises it to that much: its chunks must all
+    be in memory at once to be shown.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
@@ -88,6 +93,16 @@ class ChunkCache:
             self._chunks.clear()
             self.nbytes = 0
 
+    def drop(self, owner: int) -> None:
+        """Forget the chunks of one fetcher."""
+        with self._lock:
+            for key in [k for k in self._chunks if k[0] == owner]:
+                self.nbytes -= self._chunks.pop(key).nbytes
+
+
+SHARED_CACHE = ChunkCache()
+"""The cache fetchers use unless given another: one memory budget for all open layers."""
+
 
 class ChunkFetcher:
     """Downloads whole chunks of pyramid levels in the background, newest request first.
@@ -107,7 +122,8 @@ class ChunkFetcher:
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.sources = tuple(sources)
-        self.cache = cache if cache is not None else ChunkCache()
+        self.cache = cache if cache is not None else SHARED_CACHE
+        self.id = next(_fetcher_ids)
         #: called from the fetch thread when a request has landed / failed
         self.on_ready = on_ready
         self.on_error = on_error
@@ -136,8 +152,11 @@ class ChunkFetcher:
         return [
             pos
             for pos in itertools.product(*(range(a, b) for a, b in grid))
-            if (level, pos) not in self.cache
+            if (self.id, level, pos) not in self.cache
         ]
+
+    def chunk(self, level: int, pos: tuple[int, ...]) -> np.ndarray | None:
+        return self.cache.get((self.id, level, pos))
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -165,12 +184,12 @@ class ChunkFetcher:
             return self._wake.wait_for(lambda: self._busy == 0, timeout)
 
     def close(self) -> None:
-        """Drop pending requests and the cache; later requests are ignored."""
+        """Drop pending requests and this fetcher's chunks; later requests are ignored."""
         with self._lock:
             self._closed = True
             self._pending.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.cache.clear()
+        self.cache.drop(self.id)
 
     def _work(self) -> None:
         try:
@@ -212,7 +231,7 @@ class ChunkFetcher:
             local = tuple(
                 slice((p - a) * c, (p - a + 1) * c) for p, a, c in zip(pos, first, chunks)
             )
-            self.cache.put((level, pos), np.ascontiguousarray(block[local]))
+            self.cache.put((self.id, level, pos), np.ascontiguousarray(block[local]))
 
 
 class ProgressiveLevel:
@@ -315,7 +334,7 @@ class _View:
         chunks = base.fetcher.chunk_shape(base.level)
         out = np.empty(self.shape, base.dtype)
         for pos in itertools.product(*(range(a, b) for a, b in grid)):
-            chunk = base.fetcher.cache.get((base.level, pos))
+            chunk = base.fetcher.chunk(base.level, pos)
             if chunk is None:
                 return None
             src, dst = [], []
