@@ -102,8 +102,11 @@ def test_every_displayable_annotation_loads_inside_the_image(portal, showcase):
             assert np.allclose(np.linalg.norm(vectors[:, 1], axis=1), vectors[0, 1].dot(vectors[0, 1]) ** 0.5)
             assert {"r00", "r22"} <= set(layers[0][1]["features"])
         if f.shape_type == "InstanceSegmentation":
-            assert layers[0][1]["face_color"] == "instance_id"
-            assert len(np.unique(layers[0][1]["features"]["instance_id"])) > 1
+            ids = layers[0][1]["features"]["instance_id"]
+            colors = layers[0][1]["face_color"]
+            assert colors.shape == (len(ids), 4) and len(np.unique(ids)) > 1
+            for a, b in zip(ids[:-1], ids[1:]):  # one colour per instance, neighbours differ
+                assert np.array_equal(colors[ids == a][0], colors[ids == b][0]) == (abs(a - b) % 14 == 0)
         if f.shape_type in ("SegmentationMask", "InstanceSegmentationMask"):
             assert kinds == ["labels"]
             mask_low, mask_high = world_extent(layers[0])
@@ -138,3 +141,14 @@ def test_image_open_reads_metadata_and_the_coarsest_level_only(portal, showcase)
     assert sum(p.endswith(".zarray") for p in paths) == 3
     chunk_reads = [p for p in paths if not p.endswith((".zattrs", ".zarray"))]
     assert chunk_reads and all("/2/" in p.split(".zarr", 1)[1] for p in chunk_reads)
+
+
+def test_instance_colours_stay_distinct_beyond_16_instances():
+    from napari_cryoet_portal.layers import instance_colors
+
+    ids = np.repeat(np.arange(40), 3)
+    colors = instance_colors(ids)
+    assert colors.shape == (120, 4)
+    per_id = colors[::3]
+    assert np.array_equal(colors[1::3], per_id)  # the same instance, the same colour
+    assert all(not np.array_equal(a, b) for a, b in zip(per_id[:-1], per_id[1:]))

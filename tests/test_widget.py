@@ -288,6 +288,12 @@ def test_selecting_a_run_opens_image_then_annotations(connected, viewer, portal,
             assert [type(layer).__name__ for layer in layers] == ["Points", "Vectors"]
             assert len(layers[1].data) == len(layers[0].data)
             assert {"r00", "r22"} <= set(layers[0].features.columns)
+    # the particles the opened slice cuts are drawn: napari draws points only within the
+    # slice's thickness, which the widget set to a particle's diameter
+    points = [layer for layer in inserted if type(layer).__name__ == "Points"]
+    diameter = max(float(np.max(layer.size)) * layer.scale[0] for layer in points)
+    assert viewer.dims.thickness[0] == pytest.approx(diameter)
+    assert sum(len(layer._view_indices) for layer in points) > 0
     # the panel lists every file of the run, preselected ones checked
     assert w.annotations.files.topLevelItemCount() == len(detail.annotation_files())
     assert all(w.annotations.is_checked(f.id) for f in preselected)
@@ -353,7 +359,9 @@ def test_the_view_sharpens_in_the_background(connected, viewer, portal, qtbot):
     qtbot.waitUntil(lambda: all(f.idle for f in fetchers), timeout=OPEN_TIMEOUT)
     qtbot.wait(50)  # the refreshes queued on the main thread
     assert not any(f.errors for f in fetchers)
-    # what napari shows is the real level, not the preview
+    # what napari shows is the real level, not the preview: the plane itself, even though
+    # the z slice was thickened for the particles
+    assert viewer.dims.thickness[0] > 0 and image.projection_mode == "none"
     level = image.data_level
     assert level < len(image.data) - 1  # a progressive level is on screen
     real = np.asarray(open_pyramid(image.metadata[METADATA_KEY]["url"]).levels[level])

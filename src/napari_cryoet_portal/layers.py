@@ -25,6 +25,7 @@ __all__ = [
     "METADATA_KEY",
     "annotation_color",
     "contrast_limits",
+    "instance_colors",
     "labels_layer",
     "level_transform",
     "points_layers",
@@ -103,6 +104,9 @@ def tomogram_layer(
         "multiscale": level is None,
         "contrast_limits": limits or contrast_limits(pyramid),
         "colormap": "gray",
+        # the plane itself, also when the z slice is thick for the particles (napari's
+        # default would average the slab: other voxels than the ones the user asked for)
+        "projection_mode": "none",
         "metadata": {
             METADATA_KEY: {
                 "kind": "tomogram",
@@ -179,13 +183,14 @@ def points_layers(
         "axis_labels": _AXES,
         "size": size,
         "border_width": 0,
-        "out_of_slice_display": True,
+        # a particle shows where the slice cuts it, as big as the cut (needs a z thickness
+        # of about its diameter: see PARTICLE_SLAB)
+        "projection_mode": "rescale_spherical",
         "features": features,
         "metadata": _annotation_metadata(run, annotation, file, spacing),
     }
     if points.instance_ids is not None and n:
-        kwargs["face_color"] = "instance_id"
-        kwargs["face_color_cycle"] = list(_PALETTE)
+        kwargs["face_color"] = instance_colors(points.instance_ids)
     else:
         kwargs["face_color"] = color
     layers: list[LayerData] = [(points.zyx, kwargs, "points")]
@@ -205,13 +210,28 @@ def points_layers(
                     "edge_color": color,
                     "edge_width": max(1.0, size / 6),
                     "length": 1.0,
-                    "out_of_slice_display": True,
+                    "projection_mode": "all",
                     "metadata": _annotation_metadata(run, annotation, file, spacing),
                 },
                 "vectors",
             )
         )
     return layers
+
+
+def instance_colors(instance_ids: np.ndarray) -> np.ndarray:
+    """RGBA per point: neighbouring instance ids never share a colour, however many there are.
+
+    (napari's own colour cycle over a feature turns into a continuous colormap above 16
+    distinct integers, where neighbouring ids look alike.)
+    """
+    palette = np.array([_rgba(c) for c in _PALETTE], dtype=np.float32)
+    return palette[np.mod(np.asarray(instance_ids, dtype=np.int64), len(palette))]
+
+
+def _rgba(hex_color: str) -> tuple[float, float, float, float]:
+    h = hex_color.lstrip("#")
+    return (int(h[0:2], 16) / 255, int(h[2:4], 16) / 255, int(h[4:6], 16) / 255, 1.0)
 
 
 def _default_point_size(zyx: np.ndarray) -> float:
@@ -245,6 +265,7 @@ def labels_layer(
         "axis_labels": pyramid.axes,
         "multiscale": level is None,
         "opacity": 0.5,
+        "projection_mode": "none",  # the mask at the plane, whatever the z thickness
         "metadata": _annotation_metadata(run, annotation, file, pyramid.scales[0][0]),
     }
     if file.shape_type == "SegmentationMask":

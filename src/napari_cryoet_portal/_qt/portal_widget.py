@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
 from napari.components import ViewerModel
-from napari.layers import Layer
+from napari.layers import Layer, Points
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
@@ -149,6 +150,7 @@ class PortalWidget(QWidget):
         self.proxy = PortalFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.layers = PluginLayers(napari_viewer, on_fetch_error=self._voxels_failed)
+        self._slab = 0.0  # the z thickness this widget set (see _fit_slab)
 
         self._details: dict[int, RunDetail] = {}
         self._metadata: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
@@ -699,8 +701,27 @@ class PortalWidget(QWidget):
 
     def _show_annotation(self, file_id: int, data: list[LayerData]) -> None:
         self.layers.remove(("file", file_id))
-        self.layers.add(("file", file_id), data)
+        added = self.layers.add(("file", file_id), data)
+        self._fit_slab(added)
         self.annotations.set_file_state(file_id, _shown_text(data))
+
+    def _fit_slab(self, layers: list[Layer]) -> None:
+        """Make the z slice as thick as the largest particle, so that particles the slice cuts
+        are drawn (napari draws points only within the slice's thickness, 0 by default).
+        A thickness the user chose is left alone; images ignore it (no projection)."""
+        sizes = [
+            float(np.max(layer.size)) * float(layer.scale[0])
+            for layer in layers
+            if isinstance(layer, Points) and len(layer.data) and layer.ndim == 3
+        ]
+        dims = self.viewer.dims
+        if not sizes or dims.ndim != 3:
+            return
+        current = float(dims.thickness[0])
+        if current not in (0.0, self._slab):
+            return  # the user's
+        self._slab = max(sizes) if current == 0.0 else max(current, *sizes)
+        dims.thickness = (self._slab, *dims.thickness[1:])
 
     def _flush(self, session: _Session) -> None:
         held, session.held = session.held, {}
