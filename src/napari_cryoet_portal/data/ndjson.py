@@ -9,24 +9,32 @@ Each line is one JSON object (portal notes §5.3)::
 Why not ``json.loads`` per line: it builds a dict per line and holds the GIL for the
 whole file, which freezes napari while a million-point file loads.
 
-How: the input is cut into blocks of a few MB at newlines.  A block takes the **fast
-path** when every line is its first line (the *template*) with only the numbers
-changed, which is how the portal writes these files (``json.dumps``, one fixed key
-order).  The template is decoded once with ``json.loads`` after replacing each
+How: the input is cut into blocks of about 2 MB at newlines.  A block takes the
+**fast path** when every line is its first line (the *template*) with only the
+numbers changed, which is how the portal writes these files (``json.dumps``, one fixed
+key order).  The template is decoded once with ``json.loads`` after replacing each
 number by a sentinel, which tells which number is ``location.x``, matrix entry
 ``[i][j]`` and so on, with ``json``'s own rules (duplicate keys, nesting, any key
-order or spacing).  All lines are then checked at once with numpy: the bytes between
-numbers must equal the template's byte for byte, and every number must be a valid
-JSON number, parsed with integer arithmetic on 8-byte words and converted to float
-exactly (see :func:`_scale`).  Anything the fast path cannot prove (a differing line,
-a blank line, escapes in the template, an odd number) sends the whole block to the
-**slow path**: ``json.loads`` per line, which is the reference behaviour and the only
-place errors are raised.  Both paths return identical numbers.
+order or spacing).  Then numpy walks all lines of the block at once, number by
+number: each number ends at the first byte of the glue that follows it, and the bytes
+between numbers must equal the template's byte for byte.  Every number must be a
+valid JSON number; the common form ``-?int.frac`` is parsed with integer arithmetic
+on 8-byte words and converted to float exactly (:func:`_divide`), exponents and long
+numbers likewise (:func:`_parse_rest`), and the rare values whose rounding cannot be
+proved that way with Python's ``float``, as ``json`` does.  Anything the fast path
+cannot prove (a differing line, a blank line, escapes in the template, a number
+longer than 120 bytes) sends the whole block to the **slow path**: ``json.loads`` per
+line, which is the reference behaviour and the only place errors are raised.  Both
+paths return identical numbers.
 
-GIL: the fast path is a few dozen numpy calls per block on arrays of at most a few MB,
-each of which is short and most of which release the GIL; the slow path is a Python
+Speed (``bench/bench_ndjson.py``): about 7x ``ndjson.load`` plus a Python loop on
+portal-written orientedPoint files; the time goes into numpy's elementwise passes
+(about 100 per number) and its per-call overhead, which sets the block size.
+
+GIL: the fast path is a few hundred numpy calls per block on arrays of about 10^4
+elements, each short and most of which release the GIL; the slow path is a Python
 loop, which the interpreter preempts.  A ``time.sleep(0)`` after each block hands the
-GIL to waiting threads.
+GIL to waiting threads.  Measured longest hold: a few ms.
 """
 
 from __future__ import annotations
@@ -51,9 +59,10 @@ __all__ = [
     "read_ndjson",
 ]
 
-DEFAULT_BLOCK_SIZE = 512 << 10
-"""Bytes per block: small enough that no single numpy call runs long, large enough
-that per-block overhead is negligible."""
+DEFAULT_BLOCK_SIZE = 2 << 20
+"""Bytes per block.  Smaller blocks pay numpy's per-call overhead (about 1 us per call,
+a few hundred calls per block) on fewer lines; larger ones fall out of the CPU cache.
+No single numpy call on a block runs long, whatever the size."""
 
 block_counts: Counter[str] = Counter()
 """Blocks parsed so far by each path (``"fast"``, ``"slow"``), so that tests and
@@ -82,6 +91,11 @@ class AnnotationPoints:
     ``kind``: the ``type`` shared by all lines, ``"mixed"`` if lines differ (a line
     without ``type`` counts as ``""``), ``""`` for an empty file.  An empty file
     gives zero-length arrays.
+
+    Lines of different types may be mixed: every line's location is kept, and
+    rotations / instance ids are returned only if every line has them.  An
+    ``orientedPoint`` line must have a 3x3 ``xyz_rotation_matrix``, an
+    ``instancePoint`` line an integer ``instance_id``; other keys are ignored.
     """
 
     zyx: np.ndarray
@@ -107,16 +121,16 @@ def parse_ndjson(data: bytes | bytearray, *, block_size: int = DEFAULT_BLOCK_SIZ
     Blank lines, leading/trailing whitespace and CRLF line ends are accepted.
     """
     chunks = []
-    for offset, block in _blocks(data, block_size):
-        chunk = _fast_block(block)
+    for start, stop in _blocks(data, block_size):
+        chunk = _fast_block(data, start, stop)
         block_counts["slow" if chunk is None else "fast"] += 1
         if chunk is None:
             try:
-                chunk = _slow_block(block)
+                chunk = _slow_block(bytes(data[start:stop]))
             except AnnotationFormatError as e:  # make its line number count from the file's start
-                raise AnnotationFormatError(e.line_no + data.count(b"\n", 0, offset), e.line, e.reason) from None
-            time.sleep(0)  # hand the GIL to any waiting thread; the fast path releases it in numpy
+                raise AnnotationFormatError(e.line_no + data.count(b"\n", 0, start), e.line, e.reason) from None
         chunks.append(chunk)
+        time.sleep(0)  # hand the GIL to any waiting thread between blocks
     return _merge(chunks)
 
 
@@ -125,9 +139,9 @@ def parse_ndjson(data: bytes | bytearray, *, block_size: int = DEFAULT_BLOCK_SIZ
 _WHITESPACE = b" \t\r\n"
 
 
-def _blocks(data: bytes | bytearray, block_size: int) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(offset, block)``; blocks end at a newline, except the last, and
-    exclude leading and trailing whitespace."""
+def _blocks(data: bytes | bytearray, block_size: int) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, stop)`` of blocks; they end at a newline, except the last, and
+    exclude the data's leading and trailing whitespace."""
     start, end = 0, len(data)
     while end > start and data[end - 1] in _WHITESPACE:
         end -= 1
@@ -136,39 +150,53 @@ def _blocks(data: bytes | bytearray, block_size: int) -> Iterator[tuple[int, byt
     while start < end:
         cut = data.find(b"\n", start + block_size, end) if start + block_size < end else -1
         stop = end if cut < 0 else cut + 1
-        yield start, bytes(data[start:stop])
+        yield start, stop
         start = stop
 
 
 @dataclass
 class _Chunk:
+    """One block's result, kept as columns (file order) until :func:`_merge`."""
+
     kinds: set[str]
-    zyx: np.ndarray
-    rotations: np.ndarray | None
+    n: int
+    zyx: list[np.ndarray]  # 3 columns: z, y, x
+    rotations: list[np.ndarray] | None  # 9 columns, row-major matrix entries
     instance_ids: np.ndarray | None
 
 
 def _merge(chunks: list[_Chunk]) -> AnnotationPoints:
-    """Concatenate chunks block by block (short copies rather than one long one)."""
+    """Write the chunks' columns into the result arrays, block by block (short copies
+    rather than one long one)."""
     kinds = set().union(*(c.kinds for c in chunks))
     kind = kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "")
-    n = sum(len(c.zyx) for c in chunks)
+    total = sum(c.n for c in chunks)
 
-    def gather(field: str, shape: tuple[int, ...], dtype: type) -> np.ndarray | None:
+    def gather(field: str, width: int) -> np.ndarray | None:
         parts = [getattr(c, field) for c in chunks]
         if any(p is None for p in parts):
             return None
-        out = np.empty((n, *shape), dtype)
+        out = np.empty((total, width), np.float64)
         at = 0
-        for p in parts:
-            out[at : at + len(p)] = p
-            at += len(p)
+        for c, columns in zip(chunks, parts):
+            for j, column in enumerate(columns):
+                out[at : at + c.n, j] = column
+            at += c.n
         return out
 
+    zyx = gather("zyx", 3)
+    rotations = gather("rotations", 9)
+    ids = None
+    if all(c.instance_ids is not None for c in chunks):
+        ids = np.empty(total, np.int64)
+        at = 0
+        for c in chunks:
+            ids[at : at + c.n] = c.instance_ids
+            at += c.n
     return AnnotationPoints(
-        zyx=gather("zyx", (3,), np.float64),
-        rotations=gather("rotations", (3, 3), np.float64),
-        instance_ids=gather("instance_ids", (), np.int64),
+        zyx=zyx,
+        rotations=None if rotations is None else rotations.reshape(total, 3, 3),
+        instance_ids=ids,
         kind=kind,
     )
 
@@ -205,6 +233,10 @@ def _fields(obj: object) -> tuple[str, list[float], list[float] | None, int | No
         instance_id = obj["instance_id"]
         if isinstance(instance_id, bool) or not isinstance(instance_id, int) or not -(2**63) <= instance_id < 2**63:
             raise ValueError('"instance_id" is not a 64-bit integer')
+    if kind == "orientedPoint" and rotation is None:
+        raise ValueError('orientedPoint without "xyz_rotation_matrix"')
+    if kind == "instancePoint" and instance_id is None:
+        raise ValueError('instancePoint without "instance_id"')
     return kind, xyz, rotation, instance_id
 
 
@@ -226,10 +258,13 @@ def _slow_block(block: bytes) -> _Chunk:
         zyx.append(xyz[::-1])
         rotations.append(rotation)
         ids.append(instance_id)
+    zyx_columns = np.array(zyx, np.float64).reshape(-1, 3).T
+    rotation_columns = None if None in rotations else np.array(rotations, np.float64).reshape(-1, 9).T
     return _Chunk(
         kinds,
-        np.array(zyx, np.float64).reshape(-1, 3),
-        None if None in rotations else np.array(rotations, np.float64).reshape(-1, 3, 3),
+        len(zyx),
+        list(zyx_columns),
+        None if rotation_columns is None else list(rotation_columns),
         None if None in ids else np.array(ids, np.int64),
     )
 
@@ -238,8 +273,9 @@ def _slow_block(block: bytes) -> _Chunk:
 
 # Outside strings, a JSON number is a maximal run of these bytes starting with - or a digit.
 _TOKEN = re.compile(rb'"[^"\\\n]*"|-?[0-9][0-9.eE+-]*')
+_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
 _SENTINEL = 10**12
-_PAD = 32  # zero bytes around a block so that 24-byte reads never leave the buffer
+_PAD = 40  # zero bytes around a block, so that reads of up to 24 bytes never leave the buffer
 
 
 @dataclass(frozen=True)
@@ -278,84 +314,106 @@ def _template(line: bytes) -> _Template | None:
     )
 
 
-def _fast_block(block: bytes) -> _Chunk | None:
-    """Parse a block whose lines all match its first line; ``None`` if not provable."""
-    first_nl = block.find(b"\n")
-    if first_nl < 0 or not block.endswith(b"\n"):  # the file's last line has no newline
-        block += b"\r\n" if first_nl > 0 and block[first_nl - 1] == 0x0D else b"\n"
-        first_nl = block.find(b"\n")
-    tpl = _template(block[: first_nl + 1])
+def _fast_block(data: bytes | bytearray, start: int, stop: int) -> _Chunk | None:
+    """Parse ``data[start:stop]`` if all its lines match its first line (the template)
+    with only the numbers changed; ``None`` if that cannot be proved."""
+    if sys.byteorder != "little":
+        return None
+    first_nl = data.find(b"\n", start, stop)
+    extra = b""
+    if data[stop - 1] != 0x0A:  # the file's last line: give it the first line's line end
+        extra = b"\r\n" if first_nl > start and data[first_nl - 1] == 0x0D else b"\n"
+    line = bytes(data[start : first_nl + 1]) if first_nl >= 0 else bytes(data[start:stop]) + extra
+    tpl = _template(line)
     if tpl is None:
         return None
-    buf = np.zeros(len(block) + 2 * _PAD, np.uint8)
-    buf[_PAD:-_PAD] = np.frombuffer(block, np.uint8)
-    words = _Words(buf)
+
+    size = stop - start
+    buf = np.zeros(size + len(extra) + 2 * _PAD, np.uint8)
+    buf[_PAD : _PAD + size] = np.frombuffer(data, np.uint8, size, start)
+    buf[_PAD + size : _PAD + size + len(extra)] = np.frombuffer(extra, np.uint8)
+    v24 = np.ndarray((len(buf) - 23,), "V24", buf, strides=(1,))
 
     newlines = np.flatnonzero(buf == 0x0A)
-    line_starts = np.concatenate(([_PAD], newlines[:-1] + 1))
     n_lines, n_numbers = len(newlines), len(tpl.glue) - 1
+    line_starts = np.empty(n_lines, np.int64)
+    line_starts[0] = _PAD
+    line_starts[1:] = newlines[:-1] + 1
 
     # Walk all lines at once, number by number: a number ends at the first byte of the
-    # glue that follows it (a byte no number contains); the glue has a fixed length.
-    starts = np.empty((n_lines, n_numbers), np.int64)
-    lengths = np.empty((n_lines, n_numbers), np.int64)
-    heads = np.empty((n_lines, n_numbers), np.uint64)
-    at = line_starts + len(tpl.glue[0])
+    # glue that follows it (a byte no number contains); the glue must equal the
+    # template's byte for byte.  A short glue is read together with the number after it.
+    starts = np.empty((n_numbers, n_lines), np.int64)
+    lengths = np.empty((n_numbers, n_lines), np.int64)
+    heads = np.empty((n_numbers, n_lines), np.uint64)  # each number's first 8 bytes
+    limit = len(buf) - _PAD
+    at = line_starts  # where the glue before number k starts
     for k in range(n_numbers):
-        np.minimum(at, len(buf) - 24, out=at)  # a mismatching line may run off the end
-        window = words.read24(at)
-        n = _find_byte(window, tpl.glue[k + 1][0])
-        starts[:, k], lengths[:, k], heads[:, k] = at, n, window[:, 0]
-        at = at + n + len(tpl.glue[k + 1])
-    if not np.array_equal(at, newlines + 1) or not _glue_matches(words, tpl.glue, line_starts, starts + lengths):
+        glue, terminator = tpl.glue[k], tpl.glue[k + 1][0]
+        np.minimum(at, limit, out=at)  # a mismatching line may run off the end
+        g = len(glue)
+        if 0 < g <= 8:
+            window = v24[at].view(np.uint64).reshape(-1, 3)
+            low = window[:, 0]
+            if ((low ^ _U(int.from_bytes(glue, "little"))) & _U((1 << 8 * g) - 1)).any():
+                return None
+            at = at + g
+            head = (low >> _U(8 * g)) | (window[:, 1] << _U(64 - 8 * g))
+            n = _find_byte(window, terminator, skip=g) - g
+            far = n >= 24 - g  # the number goes on past the window
+        else:
+            if not _glue_matches(buf, glue, at):
+                return None
+            at = at + g
+            np.minimum(at, limit, out=at)
+            window = v24[at].view(np.uint64).reshape(-1, 3)
+            head = window[:, 0]
+            n = _find_byte(window, terminator)
+            far = n >= 24
+        if far.any():
+            far = np.flatnonzero(far)
+            n[far] = _find_far(v24, at[far], terminator)
+        starts[k], heads[k], lengths[k] = at, head, n
+        at = at + n
+    np.minimum(at, limit, out=at)
+    if not (np.array_equal(at + len(tpl.glue[-1]), newlines + 1) and _glue_matches(buf, tpl.glue[-1], at)):
         return None
 
-    parsed = _parse_numbers(words, starts.ravel(), lengths.ravel(), heads.ravel())
-    if parsed is None:
+    values = np.empty(n_numbers * n_lines, np.float64)
+    is_int = np.empty(n_numbers * n_lines, bool)
+    ok = np.empty(n_numbers * n_lines, bool)
+    starts, lengths, heads = starts.reshape(-1), lengths.reshape(-1), heads.reshape(-1)
+    for a in range(0, len(starts), _CHUNK):
+        part = slice(a, a + _CHUNK)
+        tail = v24[starts[part] + lengths[part] - 24].view(np.uint64).reshape(-1, 3)
+        _parse_common(heads[part], tail, lengths[part], values[part], ok[part], is_int[part])
+    retry = np.flatnonzero(~ok)
+    if len(retry) and not _parse_rest(buf, starts[retry], lengths[retry], retry, values, is_int):
         return None
-    values, is_int = (a.reshape(n_lines, n_numbers) for a in parsed)
-    zyx = values[:, tpl.xyz[::-1]]
-    rotations = None if tpl.rotation is None else values[:, tpl.rotation].reshape(-1, 3, 3)
+    values, is_int = values.reshape(n_numbers, n_lines), is_int.reshape(n_numbers, n_lines)
+
     ids = None
     if tpl.instance_id is not None:
-        id_values = values[:, tpl.instance_id]
-        if not (is_int[:, tpl.instance_id].all() and (np.abs(id_values) < 2**53).all()):
+        id_values = values[tpl.instance_id]
+        if not (is_int[tpl.instance_id].all() and (np.abs(id_values) < 2**53).all()):
             return None  # let the slow path check or convert large integers exactly
         ids = id_values.astype(np.int64)
-    return _Chunk({tpl.kind}, zyx, rotations, ids)
+    return _Chunk(
+        {tpl.kind},
+        n_lines,
+        [values[s] for s in tpl.xyz[::-1]],
+        None if tpl.rotation is None else [values[s] for s in tpl.rotation],
+        ids,
+    )
 
 
-class _Words:
-    """Unaligned little-endian reads from a byte buffer: an 8-byte word, or three of
-    them (24 bytes), starting at any offset."""
-
-    def __init__(self, buf: np.ndarray) -> None:
-        self.buf = buf
-        self.u64 = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))
-        self.v24 = np.ndarray((len(buf) - 23,), "V24", buf, strides=(1,))
-
-    def read24(self, at: np.ndarray) -> np.ndarray:
-        return self.v24[at].view("<u8").reshape(-1, 3)
-
-
-def _glue_matches(words: _Words, glue: list[bytes], line_starts: np.ndarray, ends: np.ndarray) -> bool:
-    """Do the bytes around the numbers equal the template's glue, on every line?"""
-    columns, offsets, expected, masks = [], [], [], []
-    for j, g in enumerate(glue):
-        for off in range(0, len(g), 8):
-            piece = g[off : off + 8]
-            columns.append(j)
-            offsets.append(off)
-            expected.append(int.from_bytes(piece, "little"))
-            masks.append((1 << (8 * len(piece))) - 1)
-    offsets, expected, masks = np.array(offsets), np.array(expected, np.uint64), np.array(masks, np.uint64)
-    glue_starts = np.column_stack((line_starts, ends))  # glue j starts after number j-1
-    step = max(1, _CHUNK // len(columns))
-    for a in range(0, len(glue_starts), step):
-        got = words.u64[glue_starts[a : a + step, columns] + offsets]
-        if ((got ^ expected) & masks).any():
-            return False
-    return True
+def _glue_matches(buf: np.ndarray, glue: bytes, at: np.ndarray) -> bool:
+    """Does ``glue`` start at each of ``at``?"""
+    if not glue:
+        return True
+    view = np.ndarray((len(buf) - len(glue) + 1,), f"V{len(glue)}", buf, strides=(1,))
+    got = view[np.minimum(at, len(view) - 1)]  # a read into the zero padding cannot match
+    return bool((got.view(np.uint8).reshape(-1, len(glue)) == np.frombuffer(glue, np.uint8)).all())
 
 
 # ------------------------------------------------------- vectorised number parsing
@@ -364,10 +422,16 @@ def _glue_matches(words: _Words, glue: list[bytes], line_starts: np.ndarray, end
 _U = np.uint64
 _ONES, _HIGH = _U(0x0101010101010101), _U(0x8080808080808080)
 _ASCII0, _SIXES, _HIGH_NIBBLES = _U(0x3030303030303030), _U(0x0606060606060606), _U(0xF0F0F0F0F0F0F0F0)
+_ALL = _U(0xFFFFFFFFFFFFFFFF)
+_MINUS, _DOT = _U(ord("-") ^ 0x30), _U(ord(".") ^ 0x30)  # as they look after ^ _ASCII0
 _POW10 = np.array([10**k if k <= 19 else 0 for k in range(25)], np.uint64)
-_FRAC_COUNTS = np.array([[min(max(f - s, 0), 8) for s in (16, 8, 0)] for f in range(25)], np.uint64)
-"""Number of fraction digits in each of the tail's three words, by fraction length."""
-_CHUNK = 4096  # array elements per pass: larger temporaries cost page faults on every allocation
+_MAX_FRAC = 22
+_MAX_TOKEN = 120  # bytes: a block with a longer number goes to the slow path
+_FRAC_MASKS = np.array(
+    [[(1 << 64) - (1 << (8 * (8 - min(max(f - s, 0), 8)))) for f in range(25)] for s in (16, 8, 0)], np.uint64
+)
+"""``_FRAC_MASKS[w, f]``: mask of word w of the last f bytes of a right-aligned 24-byte tail."""
+_CHUNK = 16384  # tokens per pass: larger temporaries fall out of the cache
 
 
 def _lowest_byte(mask: np.ndarray) -> np.ndarray:
@@ -375,121 +439,173 @@ def _lowest_byte(mask: np.ndarray) -> np.ndarray:
     return np.bitwise_count((mask & -mask) - _U(1)) >> np.uint8(3)
 
 
-def _first_non_digit(w: np.ndarray) -> np.ndarray:
-    """Index of the first byte of each word that is not an ASCII digit, or 8.
-    (A carry may spoil the flags of later bytes, never of the first non-digit.)"""
-    x = w ^ _ASCII0
-    return _lowest_byte((x | (x + _SIXES)) & _HIGH_NIBBLES)
-
-
-def _find_byte(window: np.ndarray, byte: int) -> np.ndarray:
-    """Index of the first ``byte`` in each 24-byte window (rows of 3 words), or 24."""
+def _find_byte(window: np.ndarray, byte: int, skip: int = 0) -> np.ndarray:
+    """Index of the first ``byte`` in each 24-byte window (rows of 3 words) after its
+    first ``skip`` (< 8) bytes, or 24."""
     x = window ^ _U(byte * 0x0101010101010101)
-    c = _lowest_byte((x - _ONES) & ~x & _HIGH)  # strlen's test: exact for the first zero byte
+    found = x - _ONES
+    found &= ~x
+    found &= _HIGH  # strlen's test: exact for the first zero byte
+    if skip:
+        found[:, 0] &= _U(((1 << 64) - 1) ^ ((1 << 8 * skip) - 1))
+    c = _lowest_byte(found)
     c0, c1, c2 = c[:, 0], c[:, 1], c[:, 2]
-    return (c0 + (c0 == 8) * (c1 + (c1 == 8) * c2)).astype(np.int64)
+    return (c0 + (c0 >> 3) * (c1 + (c1 >> 3) * c2)).astype(np.int64)
 
 
-def _digit_values(w: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value of the last ``count`` (0-8) bytes of each word read as decimal digits,
-    and whether they all are digits."""
-    keep = _U(0xFFFFFFFFFFFFFFFF) << ((_U(8) - count) << _U(3))  # numpy gives 0 for a shift by 64
-    d = (w ^ _ASCII0) & keep  # digit values, 0 in the bytes not kept
-    valid = ((d | (d + _SIXES)) & _HIGH_NIBBLES) == 0
-    d = d * _U(10) + (d >> _U(8))  # SWAR: pairs, then groups of four, then all eight
+def _find_far(v24: np.ndarray, at: np.ndarray, byte: int) -> np.ndarray:
+    """Index of the first ``byte`` from each of ``at``, looking up to ``_MAX_TOKEN``
+    bytes ahead (a longer number makes the line mismatch)."""
+    n = np.empty(len(at), np.int64)
+    pending = np.arange(len(at))
+    offset = 0
+    while len(pending) and offset < _MAX_TOKEN:
+        m = _find_byte(v24[np.minimum(at[pending] + offset, len(v24) - 1)].view(np.uint64).reshape(-1, 3), byte)
+        found = m < 24
+        n[pending[found]] = offset + m[found]
+        pending = pending[~found]
+        offset += 24
+    n[pending] = offset
+    return n
+
+
+def _swar(d: np.ndarray) -> np.ndarray:
+    """Value of each word's 8 bytes read as decimal digit values (0-9 each, the first
+    byte most significant)."""
+    d = d * _U(10) + (d >> _U(8))  # pairs, then groups of four, then all eight
     mask = _U(0x000000FF000000FF)
-    value = ((d & mask) * _U(100 + (1000000 << 32)) + ((d >> _U(16)) & mask) * _U(1 + (10000 << 32))) >> _U(32)
-    return value, valid
+    return ((d & mask) * _U(100 + (1000000 << 32)) + ((d >> _U(16)) & mask) * _U(1 + (10000 << 32))) >> _U(32)
+
+
+def _parse_common(head: np.ndarray, tail: np.ndarray, n: np.ndarray,
+                  out: np.ndarray, ok: np.ndarray, is_int: np.ndarray) -> None:
+    """Parse number tokens of the common form ``-?int(.frac)?`` (up to 7 integer
+    digits, 19 significant digits, 22 fraction digits) exactly into ``out``, given each
+    token's length ``n``, first 8 bytes (``head``) and last 24 bytes (``tail``, three
+    words, right-aligned).  ``ok`` is False where the token has another form (exponent,
+    more digits), is not a number, or its value needs a closer look; see
+    :func:`_parse_rest`.
+    """
+    h = head ^ _ASCII0  # digits become their values 0-9
+    negative = (h & _U(0xFF)) == _MINUS
+    sign = negative.astype(np.uint64)
+    h ^= sign * _MINUS  # a leading '-' becomes a 0 digit
+    p1 = _lowest_byte(((h + _SIXES) | h) & _HIGH_NIBBLES).astype(np.uint64)  # end of the integer digits
+    m = p1 - sign  # integer digits
+    dot = ((h >> (p1 << _U(3))) & _U(0xFF)) == _DOT
+    leading_zero = (m >= _U(2)) & ((h >> (sign << _U(3))) & _U(0xFF) == _U(0))
+    int_part = _swar(h << ((_U(8) - p1) << _U(3)))  # the word's first p1 bytes
+    f = n - p1.astype(np.int64) - 1  # fraction digits, if there is a '.'
+    fe = np.minimum(np.maximum(f, 0), _MAX_FRAC)
+    fe *= dot
+    t = tail ^ _ASCII0
+    for w in range(3):  # keep the last fe bytes
+        t[:, w] &= _FRAC_MASKS[w].take(fe)
+    bad = (t + _SIXES) | t
+    bad &= _HIGH_NIBBLES
+    v = _swar(t)
+    frac = v[:, 0] * _U(10**16)
+    frac += v[:, 1] * _U(10**8)
+    frac += v[:, 2]
+    digits = int_part * _POW10[fe]
+    digits += frac
+    fits = (m + fe.astype(np.uint64) <= _U(19)) | ((int_part == _U(0)) & (v[:, 0] < _U(1844)))
+    fraction_ok = (f >= 1) & (f <= _MAX_FRAC) & fits & ((bad[:, 0] | bad[:, 1] | bad[:, 2]) == _U(0))
+    good = (p1 < _U(8)) & (m >= _U(1)) & ~leading_zero & np.where(dot, fraction_ok, f == -1)
+
+    exact = _divide(digits, fe, out)
+    negative &= dot | (digits != _U(0))  # -0 is the integer 0
+    out.view(np.uint64)[:] |= negative.astype(np.uint64) << _U(63)
+    np.logical_and(good, exact, out=ok)
+    np.logical_not(dot, out=is_int)
+
+
+def _parse_rest(buf: np.ndarray, start: np.ndarray, n: np.ndarray, where: np.ndarray,
+                values: np.ndarray, is_int: np.ndarray) -> bool:
+    """Parse the tokens :func:`_scan_numbers` left (exponents, long or inexact
+    ones) into ``values[where]``; False if one is not a JSON number."""
+    u64 = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))
+    head, last = u64[start], u64[start + n - 8]
+    digits, exponent, ok = _exponent_form(buf, start, n, head, last)
+    exp_values, exact = _scale(digits, exponent)
+    ok &= exact
+    negative = (head & _U(0xFF)) == _U(0x2D)
+    values[where] = np.where(negative, -exp_values, exp_values)
+    is_int[where] = False
+    for i in np.flatnonzero(~ok):  # exact scalar parse of the rare leftovers
+        token = buf[start[i] : start[i] + n[i]].tobytes()
+        match = _JSON_NUMBER.match(token)
+        try:
+            if match is None:  # what json accepts here too: NaN, Infinity, spaces
+                value = json.loads(token)
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    return False
+            elif match.group(1) or match.group(2):
+                value = float(token)
+            else:
+                value = int(token)
+            values[where[i]] = value
+        except (ValueError, OverflowError):
+            return False
+        is_int[where[i]] = isinstance(value, int)
+    return True
 
 
 def _mantissa(head: np.ndarray, tail: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, ...]:
     """Parse ``-?int(.frac)?`` tokens of ``n`` bytes given their first 8 bytes
     (``head``) and their last 24 bytes (``tail``, three words, right-aligned).
 
-    Returns ``(negative, digits, exponent, is_int, ok)`` with value
-    ``(-1)**negative * digits * 10**exponent``; ``ok`` is False where the token is not
-    of that form or has more than 7 integer or 19 significant digits.
+    Returns ``(digits, exponent, ok)`` with value ``±digits * 10**exponent``; ``ok`` is
+    False where the token is not of that form or has more than 7 integer or 19
+    significant digits.
     """
-    negative = (head & _U(0xFF)) == _U(0x2D)
-    sign = negative.astype(np.uint64)
-    p1 = _first_non_digit(head ^ (sign * _U(0x1D))).astype(np.uint64)  # '-' -> '0'; end of integer digits
+    sign = ((head & _U(0xFF)) == _U(0x2D)).astype(np.uint64)
+    h = (head ^ _ASCII0) ^ (sign * _MINUS)  # '-' -> 0 digit
+    p1 = _lowest_byte((h | (h + _SIXES)) & _HIGH_NIBBLES).astype(np.uint64)
     m = p1 - sign  # integer digits
-    int_part = _digit_values(head << ((_U(8) - p1) << _U(3)), m)[0]  # they are digits by definition of p1
+    int_part = _swar(h << ((_U(8) - p1) << _U(3)))
     f = n - p1.astype(np.int64) - 1  # fraction digits, if a '.' follows the integer digits
     fi = np.minimum(np.maximum(f, 0), 24)
-    frac_words, frac_valid = _digit_values(tail, _FRAC_COUNTS.take(fi, axis=0))  # the tail's last f bytes
-    frac = frac_words[:, 0] * _U(10**16) + frac_words[:, 1] * _U(10**8) + frac_words[:, 2]
-
+    t = tail ^ _ASCII0
+    for w in range(3):
+        t[:, w] &= _FRAC_MASKS[w].take(fi)
+    frac_valid = ((t | (t + _SIXES)) & _HIGH_NIBBLES) == _U(0)
+    v = _swar(t)
+    frac = v[:, 0] * _U(10**16) + v[:, 1] * _U(10**8) + v[:, 2]
     is_int = f == -1
     after_int = (head >> (p1 << _U(3))) & _U(0xFF)
-    leading_zero = (m >= 2) & (((head >> (sign << _U(3))) & _U(0xFF)) == _U(0x30))
+    leading_zero = (m >= _U(2)) & (((h >> (sign << _U(3))) & _U(0xFF)) == _U(0))
     decimal_ok = (
         (after_int == _U(0x2E))
         & (f >= 1)
         & (f <= 19)
-        & frac_valid[:, 0]
-        & frac_valid[:, 1]
-        & frac_valid[:, 2]
-        & ((int_part == 0) | (m + fi.astype(np.uint64) <= 19))  # fits in 64 bits
+        & frac_valid.all(axis=1)
+        & ((int_part == _U(0)) | (m + fi.astype(np.uint64) <= _U(19)))  # fits in 64 bits
     )
-    ok = (p1 < 8) & (m >= 1) & ~leading_zero & (is_int | decimal_ok)
+    ok = (p1 < _U(8)) & (m >= _U(1)) & ~leading_zero & (is_int | decimal_ok)
     digits = np.where(is_int, int_part, int_part * _POW10.take(fi) + frac)
-    return negative, digits, np.where(is_int, 0, -f), is_int, ok
+    return digits, np.where(is_int, 0, -f), ok
 
 
-def _exponent_form(words: _Words, start: np.ndarray, n: np.ndarray, head: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, ...]:
+def _exponent_form(buf: np.ndarray, start: np.ndarray, n: np.ndarray, head: np.ndarray,
+                   last: np.ndarray) -> tuple[np.ndarray, ...]:
     """Parse tokens with an exponent (``6.123233995736766e-17``, ``3e2``): the exponent
     digits are the trailing digits (``last`` holds the token's last 8 bytes), before
     them an optional sign and an e or E, and before that a mantissa.  Returns
     ``(digits, exponent, ok)``."""
-    t = _first_non_digit(last.byteswap()).astype(np.uint64)  # number of trailing digits
+    t = _lowest_byte(((last.byteswap() ^ _ASCII0) | ((last.byteswap() ^ _ASCII0) + _SIXES)) & _HIGH_NIBBLES)
+    t = t.astype(np.uint64)  # number of trailing digits
     tc = np.minimum(t, _U(7))
     c = (last >> ((_U(7) - tc) << _U(3))) & _U(0xFF)
     k = tc + ((c == _U(0x2B)) | (c == _U(0x2D)))  # bytes after the e
     e = (last >> ((_U(7) - np.minimum(k, _U(7))) << _U(3))) & _U(0xFF)
-    is_exp = (t >= 1) & (k <= 7) & ((e | _U(0x20)) == _U(0x65))
-    exp_value = _digit_values(last, tc)[0].astype(np.int64)
+    is_exp = (t >= _U(1)) & (k <= _U(7)) & ((e | _U(0x20)) == _U(0x65))
+    exp_value = _swar((last ^ _ASCII0) & (_ALL << ((_U(8) - tc) << _U(3)))).astype(np.int64)
     mant_n = n - 1 - k.astype(np.int64)
-    _, digits, exponent, _, ok = _mantissa(head, words.read24(start + mant_n - 24), mant_n)
+    v24 = np.ndarray((len(buf) - 23,), "V24", buf, strides=(1,))
+    tail = v24[np.maximum(start + mant_n - 24, 0)].view(np.uint64).reshape(-1, 3)
+    digits, exponent, ok = _mantissa(head, tail, mant_n)
     return digits, exponent + np.where(c == _U(0x2D), -exp_value, exp_value), is_exp & ok
-
-
-def _parse_numbers(words: _Words, start: np.ndarray, n: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Exact float64 values of the JSON number tokens ``[start, start + n)`` and
-    whether each is an integer token; ``None`` if any token is not a JSON number."""
-    values, is_int, ok = np.empty(len(start)), np.empty(len(start), bool), np.empty(len(start), bool)
-    last = np.empty(len(start), np.uint64)
-    for a in range(0, len(start), _CHUNK):
-        part = slice(a, a + _CHUNK)
-        tail = words.read24(start[part] + n[part] - 24)
-        negative, digits, exponent, is_int[part], ok[part] = _mantissa(head[part], tail, n[part])
-        values[part], exact = _scale(digits, exponent)
-        ok[part] &= exact
-        np.negative(values[part], out=values[part], where=negative & ~(is_int[part] & (digits == 0)))  # -0 is int 0
-        last[part] = tail[:, 2]
-
-    retry = np.flatnonzero(~ok)
-    if len(retry):  # exponent forms, then anything else (long integers, huge exponents)
-        digits, exponent, exp_ok = _exponent_form(words, start[retry], n[retry], head[retry], last[retry])
-        exp_values, exact = _scale(digits, exponent)
-        negative = (head[retry] & _U(0xFF)) == _U(0x2D)
-        values[retry] = np.where(negative, -exp_values, exp_values)
-        is_int[retry] = False
-        ok[retry] = exp_ok & exact
-    for i in np.flatnonzero(~ok):  # exact scalar parse of the rare leftovers
-        token = words.buf[start[i] : start[i] + n[i]].tobytes()
-        try:
-            value = json.loads(token)
-        except ValueError:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        try:
-            values[i] = value
-        except OverflowError:
-            return None
-        is_int[i] = isinstance(value, int)
-    return values, is_int
 
 
 # Exact decimal -> binary: digits * 10**q rounds correctly in one operation when both
@@ -503,6 +619,18 @@ _WIDE_BITS = np.finfo(_WIDE).nmant + 1
 _QMAX = max(q for q in range(60) if 5**q < 2**_WIDE_BITS)
 _POW10_WIDE = np.cumprod(np.array([1] + [10] * _QMAX, _WIDE))  # exact: every 10**q <= 10**_QMAX is
 _EXTRA_BITS = _WIDE_BITS - 53  # significand bits below float64 precision
+
+
+def _divide(digits: np.ndarray, q: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[:] = digits / 10**q`` (``0 <= q <= 22``); return where that is provably exact."""
+    x = digits.astype(_WIDE)
+    x /= _POW10_WIDE.take(q)
+    out[:] = x
+    if _EXTRA_BITS:
+        below = x.view(np.uint64)[::2] & _U((1 << _EXTRA_BITS) - 1)
+        below -= _U((1 << (_EXTRA_BITS - 1)) - 1)
+        return below > _U(2)  # not within 1 unit of halfway
+    return digits < _U(2**53)
 
 
 def _scale(digits: np.ndarray, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
