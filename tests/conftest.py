@@ -39,6 +39,28 @@ def demo_portal(demo_cache):
     portal.stop()
 
 
+@pytest.fixture(scope="session")
+def large_portal(demo_cache):
+    """The large demo portal (200 datasets, 5000 runs, one dataset of 1200): built once per
+    machine (~30 s, ~1.2 GB, cached), then up in about a second. Clients are pointed at it
+    explicitly; the environment stays the small portal's."""
+    from napari_cryoet_portal.demo.portal import DemoPortal
+
+    portal = DemoPortal("large", cache_root=demo_cache)
+    portal.start()
+    portal.wait_ready()
+    yield portal
+    portal.stop()
+
+
+@pytest.fixture
+def large(large_portal):
+    """The large portal with empty request logs."""
+    large_portal.graphql.reset_log()
+    large_portal.s3.reset_log()
+    return large_portal
+
+
 @pytest.fixture
 def portal(demo_portal):
     """The session's demo portal with empty request logs."""

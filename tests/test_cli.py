@@ -9,6 +9,8 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
+
 from napari_cryoet_portal.cli import main
 
 
@@ -37,6 +39,21 @@ def test_ls_dataset_lists_all_runs(portal, capsys):
     runs = json.loads(out)
     assert len(runs) == n
     assert all({"id", "name", "tomogram_count", "annotation_count"} <= set(r) for r in runs)
+
+
+@pytest.mark.large
+def test_ls_lists_every_run_of_a_dataset_over_1000_runs(large, capsys):
+    from napari_cryoet_portal.demo import content
+
+    code, out, _ = run_cli(capsys, "ls", str(content.HUGE_DATASET_ID), "--api", large.api_url, "--json")
+    assert code == 0
+    runs = json.loads(out)
+    expected = {r["id"] for r in large.tables["Run"] if r["datasetId"] == content.HUGE_DATASET_ID}
+    assert len(runs) == len(expected) == content.HUGE_DATASET_RUNS
+    assert {r["id"] for r in runs} == expected
+    # one request per page of the root `runs` field (connections would stop at 100)
+    operations = [r.operation_name for r in large.graphql.requests]
+    assert set(operations) == {"RunsPage"} and 1 < len(operations) < content.HUGE_DATASET_RUNS / 50
 
 
 def test_ls_table_and_search(portal, capsys):

@@ -544,11 +544,8 @@ def test_default_cache_root_honours_the_environment(
 
 
 @pytest.mark.large
-def test_large_counts(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if "large" not in request.config.getoption("markexpr", ""):
-        pytest.skip("builds the large portal (~30 s, ~0.5 GB): select it with -m large")
-    content.generate("large", tmp_path)
-    tables = json.loads((tmp_path / "tables.json").read_text())
+def test_large_counts(large_portal) -> None:
+    tables = large_portal.tables
     runs = Counter(r["datasetId"] for r in tables["Run"])
     assert len(tables["Dataset"]) == content.LARGE_DATASETS
     assert sum(runs.values()) == content.LARGE_RUNS

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 from qtpy.QtCore import QModelIndex, Qt
+from qtpy.QtWidgets import QAbstractItemView
 
 from napari_cryoet_portal._qt.annotation_panel import AnnotationPanel, annotation_rows
 from napari_cryoet_portal._qt.portal_widget import PortalWidget
@@ -61,6 +62,17 @@ def operations(portal) -> list[str | None]:
 def expand(w: PortalWidget, qtbot, node) -> None:
     with qtbot.waitSignal(w.runsLoaded, check_params_cb=lambda i: i == node.record.id):
         w.tree.expand(w.index_of(node))
+
+
+def scroll_until(qtbot, scroll, done) -> None:
+    """Scroll as a user does, again whenever rows have arrived, until ``done()``."""
+
+    def attempt() -> bool:
+        if not done():
+            scroll()
+        return done()
+
+    qtbot.waitUntil(attempt, timeout=OPEN_TIMEOUT)
 
 
 def showcase_run(w: PortalWidget, qtbot):
@@ -173,29 +185,48 @@ def test_connect_lists_datasets_in_one_request(widget, portal, qtbot):
     assert not widget.busy
 
 
-def test_runs_page_in_as_the_user_scrolls(viewer, portal, qtbot):
+@pytest.mark.parametrize(
+    "size, dataset_id, runs, page",
+    [
+        ("small", content.BIG_DATASET_ID, content.BIG_DATASET_RUNS, 60),
+        pytest.param(
+            "large", content.HUGE_DATASET_ID, content.HUGE_DATASET_RUNS, 100, marks=pytest.mark.large
+        ),
+    ],
+)
+def test_runs_page_in_as_the_user_scrolls(viewer, request, qtbot, size, dataset_id, runs, page):
     """Expanding costs one request; later pages come only when scrolled to (a shown view)."""
-    w = PortalWidget(viewer, page_size=60)
+    portal = request.getfixturevalue("portal" if size == "small" else "large")
+    w = PortalWidget(viewer, page_size=page)
     qtbot.addWidget(w)
     w.resize(500, 700)
     w.show()
     qtbot.waitExposed(w)
     with qtbot.waitSignal(w.datasetsLoaded):
         w.connect_to_portal(portal.api_url)
-    dataset = w.model.dataset(content.BIG_DATASET_ID)
+    # the user scrolls down the datasets to it (again and again, as rows arrive)
+    scroll_until(qtbot, w.tree.scrollToBottom, lambda: w.model.dataset(dataset_id) is not None)
+    dataset = w.model.dataset(dataset_id)
     portal.graphql.reset_log()
+    w.tree.scrollTo(w.index_of(dataset))
     expand(w, qtbot, dataset)
-    assert len(dataset.children) == 60
+    assert len(dataset.children) == page
     qtbot.wait(100)  # the placeholder is far below: nothing more is fetched
     assert operations(portal) == ["RunsPage"]
-    while dataset.has_more:
-        with qtbot.waitSignal(w.runsLoaded):
-            w.tree.scrollToBottom()
+
+    def to_last_row() -> None:  # the user scrolls down to the "Load more…" row
+        parent = w.index_of(dataset)
+        last = parent.model().index(parent.model().rowCount(parent) - 1, 0, parent)
+        w.tree.scrollTo(last, QAbstractItemView.ScrollHint.PositionAtBottom)
+
+    scroll_until(qtbot, to_last_row, lambda: not dataset.has_more)
     names = [n.record.name for n in dataset.children]
-    expected = [r["name"] for r in portal.tables["Run"] if r["datasetId"] == content.BIG_DATASET_ID]
-    assert sorted(names) == sorted(expected) and len(names) == content.BIG_DATASET_RUNS
-    assert operations(portal) == ["RunsPage"] * math.ceil(content.BIG_DATASET_RUNS / 60)
-    assert w.model.rowCount(w.model.index_of(dataset)) == content.BIG_DATASET_RUNS  # no placeholder
+    expected = [r["name"] for r in portal.tables["Run"] if r["datasetId"] == dataset_id]
+    assert sorted(names) == sorted(expected) and len(names) == runs
+    # one request per page (a dataset page too, if the datasets' "Load more…" came into view)
+    runs_pages = [op for op in operations(portal) if op != "DatasetsPage"]
+    assert runs_pages == ["RunsPage"] * math.ceil(runs / page)
+    assert w.model.rowCount(w.model.index_of(dataset)) == runs  # no placeholder
     w.cancel()
     assert TaskRunner.wait_for_threads(30_000)
 

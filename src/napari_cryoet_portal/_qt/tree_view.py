@@ -34,6 +34,8 @@ class PortalTreeView(QTreeView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setUniformRowHeights(True)  # thousands of rows: row heights are not measured
+        # per pixel: scrolled to the end, the last row (often "Load more…") is fully in view
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setAllColumnsShowFocus(True)
@@ -42,7 +44,6 @@ class PortalTreeView(QTreeView):
         self._check.setSingleShot(True)
         self._check.setInterval(0)
         self._check.timeout.connect(self._fetch_visible_placeholders)
-        self.verticalScrollBar().valueChanged.connect(self._check.start)
         self.expanded.connect(self._on_expanded)
         self.activated.connect(self._on_activated)
 
@@ -52,6 +53,21 @@ class PortalTreeView(QTreeView):
             model.rowsInserted.connect(self._check.start)
             model.modelReset.connect(self._check.start)
             model.layoutChanged.connect(self._check.start)
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        # here rather than on the scroll bar's valueChanged: rows are at their new places
+        super().scrollContentsBy(dx, dy)
+        self._schedule_check()
+
+    def updateGeometries(self) -> None:
+        # Qt lays rows out lazily, after they arrived: what is on screen may have changed
+        super().updateGeometries()
+        self._schedule_check()
+
+    def _schedule_check(self) -> None:
+        check = getattr(self, "_check", None)  # None while QTreeView's constructor runs
+        if check is not None:
+            check.start()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
