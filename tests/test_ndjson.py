@@ -279,6 +279,18 @@ def test_random_numbers_match_json_loads() -> None:
     check(joined(number_lines(numbers[:3000], kind="point")), block_size=500)
 
 
+def test_without_numpy_bitwise_count(monkeypatch) -> None:
+    """numpy < 2 (which pyproject allows) has no bitwise_count: the fallback gives the same."""
+    rng = np.random.default_rng(15)
+    words = rng.integers(0, 2**64, 1000, dtype=np.uint64, endpoint=False)
+    words[:10] = [0, 1, 2**63, 2**64 - 1, 0xFF, 0xFF00, 3, 2**32, 2**32 - 1, 12345]
+    assert np.array_equal(ndjson._popcount_swar(words), [bin(int(w)).count("1") for w in words])
+    monkeypatch.setattr(ndjson, "_popcount", ndjson._popcount_swar)
+    _, counts = counting(check, joined(number_lines(TRICKY_NUMBERS * 2) + portal_lines("orientedPoint", 200, seed=16)),
+                         block_size=5000)
+    assert counts["slow"] == 0
+
+
 # ----------------------------------------------------------------- layout variations
 
 

@@ -450,9 +450,20 @@ _FRAC_MASKS = np.array(
 _CHUNK = 16384  # tokens per pass: larger temporaries fall out of the cache
 
 
+def _popcount_swar(x: np.ndarray) -> np.ndarray:
+    """Set bits of each word, as uint8 (for numpy < 2, which has no ``bitwise_count``)."""
+    x = x - ((x >> _U(1)) & _U(0x5555555555555555))
+    x = (x & _U(0x3333333333333333)) + ((x >> _U(2)) & _U(0x3333333333333333))
+    x = (x + (x >> _U(4))) & _U(0x0F0F0F0F0F0F0F0F)
+    return ((x * _U(0x0101010101010101)) >> _U(56)).astype(np.uint8)
+
+
+_popcount = getattr(np, "bitwise_count", _popcount_swar)
+
+
 def _lowest_byte(mask: np.ndarray) -> np.ndarray:
     """Index of the lowest nonzero byte of each word (0-7), or 8 if the word is 0."""
-    return np.bitwise_count((mask & -mask) - _U(1)) >> np.uint8(3)
+    return _popcount((mask & -mask) - _U(1)) >> np.uint8(3)
 
 
 def _find_byte(window: np.ndarray, byte: int, skip: int = 0) -> np.ndarray:
