@@ -291,6 +291,21 @@ def test_without_numpy_bitwise_count(monkeypatch) -> None:
     assert counts["slow"] == 0
 
 
+def test_without_long_double(monkeypatch) -> None:
+    """Where long double is float64 (Windows, macOS on arm64) the exact conversion works in
+    float64 alone and more numbers take the scalar route: same results."""
+    monkeypatch.setattr(ndjson, "_WIDE", np.float64)
+    monkeypatch.setattr(ndjson, "_WIDE_BITS", 53)
+    monkeypatch.setattr(ndjson, "_QMAX", 22)
+    monkeypatch.setattr(ndjson, "_POW10_WIDE", np.array([10.0**q for q in range(23)]))
+    monkeypatch.setattr(ndjson, "_EXTRA_BITS", 0)
+    rng = random.Random(17)
+    data = joined(number_lines(TRICKY_NUMBERS + [random_token(rng) for _ in range(3000)])
+                  + portal_lines("orientedPoint", 100, seed=18))
+    _, counts = counting(check, data)
+    assert counts == {"fast": 1, "slow": 0}
+
+
 # ----------------------------------------------------------------- layout variations
 
 

@@ -19,20 +19,24 @@ order or spacing).  Then numpy walks all lines of the block at once, number by
 number: each number ends at the first byte of the glue that follows it, and the bytes
 between numbers must equal the template's byte for byte.  Every number must be a
 valid JSON number; the common form ``-?int.frac`` is parsed with integer arithmetic
-on 8-byte words and converted to float exactly (:func:`_divide`), exponents and long
-numbers likewise (:func:`_parse_rest`), and the rare values whose rounding cannot be
-proved that way with Python's ``float``, as ``json`` does.  Anything the fast path
+on 8-byte words and converted to float exactly (:func:`_divide`: one division in
+80-bit long double, whose double rounding is checked), exponents likewise
+(:func:`_parse_rest`); the values whose rounding cannot be proved that way (1 in 700;
+most 17-digit ones where long double is float64, as on Windows and macOS/arm64) are
+converted from their text by numpy's bytes-to-float cast, which rounds correctly like
+``float()`` and ``json``; odd tokens one by one.  Anything the fast path
 cannot prove (a differing line, a blank line, escapes in the template, a number
 longer than 120 bytes) sends the whole block to the **slow path**: ``json.loads`` per
 line, which is the reference behaviour and the only place errors are raised.  Both
 paths return identical numbers.
 
 Speed (``bench/bench_ndjson.py``, 1,000,000 portal-written orientedPoint lines on a
-2-core Xeon): about 2 s, 6-7x the official plugin's ``ndjson.load`` plus Python loop,
-with a tenth of its memory.  The time goes into numpy's elementwise passes (about a
-hundred per number, a few ns each) and its per-call overhead, which sets the block
-size.  Two threads over the blocks were measured slower (the GIL-held share of each
-numpy call serialises them), so there is one.
+2-core Xeon): about 2 s, 5-7x the official plugin's ``ndjson.load`` plus Python loop,
+with a tenth of its memory (about 3.5 s where long double is float64).  The time goes
+into numpy's elementwise passes (about a hundred per number, a few ns each) and its
+per-call overhead, which sets the block size.  Two threads over the blocks were
+measured slower (the GIL-held share of each numpy call serialises them), so there is
+one.
 
 GIL: the fast path is a few hundred numpy calls per block on arrays of about 10^4
 elements, each short and most of which release the GIL; the slow path is a Python
@@ -386,19 +390,23 @@ def _fast_block(data: bytes | bytearray, start: int, stop: int) -> _Chunk | None
 
     values = np.empty(shape, np.float64)
     is_int = np.empty(shape, bool)
-    ok = np.empty(shape, bool)
+    ok = np.empty(shape, bool)  # parsed, exactly
+    valid = np.empty(shape, bool)  # of the common form, whether or not provably exact
     for k in range(n_numbers):  # a number's column at once: its tokens tend to look alike
         if lengths[k].max() <= 8:
             _parse_short(heads[k], lengths[k], values[k], ok[k], is_int[k])
+            valid[k] = ok[k]
             continue
         for a in range(0, n_lines, _CHUNK):
             part = slice(a, a + _CHUNK)
             tail = v24[starts[k, part] + lengths[k, part] - 24].view(np.uint64).reshape(-1, 3)
-            _parse_common(heads[k, part], tail, lengths[k, part], values[k, part], ok[k, part], is_int[k, part])
+            _parse_common(heads[k, part], tail, lengths[k, part], values[k, part], ok[k, part], is_int[k, part],
+                          valid[k, part])
     values, is_int, ok = values.reshape(-1), is_int.reshape(-1), ok.reshape(-1)
     starts, lengths = starts.reshape(-1), lengths.reshape(-1)
     retry = np.flatnonzero(~ok)
-    if len(retry) and not _parse_rest(buf, starts[retry], lengths[retry], retry, values, is_int):
+    if len(retry) and not _parse_rest(buf, starts[retry], lengths[retry], retry, values, is_int,
+                                      valid.reshape(-1)[retry]):
         return None
     values, is_int = values.reshape(n_numbers, n_lines), is_int.reshape(n_numbers, n_lines)
 
@@ -443,6 +451,7 @@ _POW10 = np.array([10**k if k <= 19 else 0 for k in range(25)], np.uint64)
 _MAX_FRAC = 22
 _POW10_FLOAT = np.array([10.0**k for k in range(23)])  # exact
 _MAX_TOKEN = 120  # bytes: a block with a longer number goes to the slow path
+_MAX_TEXT = 40  # bytes: longer numbers are converted one by one
 _FRAC_MASKS = np.array(
     [[(1 << 64) - (1 << (8 * (8 - min(max(f - s, 0), 8)))) for f in range(25)] for s in (16, 8, 0)], np.uint64
 )
@@ -505,13 +514,13 @@ def _swar(d: np.ndarray) -> np.ndarray:
 
 
 def _parse_common(head: np.ndarray, tail: np.ndarray, n: np.ndarray,
-                  out: np.ndarray, ok: np.ndarray, is_int: np.ndarray) -> None:
+                  out: np.ndarray, ok: np.ndarray, is_int: np.ndarray, valid: np.ndarray) -> None:
     """Parse number tokens of the common form ``-?int(.frac)?`` (up to 7 integer
     digits, 19 significant digits, 22 fraction digits) exactly into ``out``, given each
     token's length ``n``, first 8 bytes (``head``) and last 24 bytes (``tail``, three
     words, right-aligned).  ``ok`` is False where the token has another form (exponent,
-    more digits), is not a number, or its value needs a closer look; see
-    :func:`_parse_rest`.
+    more digits), is not a number, or its value needs a closer look (``valid`` says
+    which are of the form); see :func:`_parse_rest`.
     """
     h = head ^ _ASCII0  # digits become their values 0-9
     negative = (h & _U(0xFF)) == _MINUS
@@ -544,6 +553,7 @@ def _parse_common(head: np.ndarray, tail: np.ndarray, n: np.ndarray,
     negative &= dot | (digits != _U(0))  # -0 is the integer 0
     out.view(np.uint64)[:] |= negative.astype(np.uint64) << _U(63)
     np.logical_and(good, exact, out=ok)
+    np.copyto(valid, good)
     np.logical_not(dot, out=is_int)
 
 
@@ -577,18 +587,38 @@ def _parse_short(head: np.ndarray, n: np.ndarray, out: np.ndarray, ok: np.ndarra
 
 
 def _parse_rest(buf: np.ndarray, start: np.ndarray, n: np.ndarray, where: np.ndarray,
-                values: np.ndarray, is_int: np.ndarray) -> bool:
-    """Parse the tokens :func:`_scan_numbers` left (exponents, long or inexact
-    ones) into ``values[where]``; False if one is not a JSON number."""
-    u64 = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))
-    head, last = u64[start], u64[start + n - 8]
-    digits, exponent, ok = _exponent_form(buf, start, n, head, last)
-    exp_values, exact = _scale(digits, exponent)
-    ok &= exact
-    negative = (head & _U(0xFF)) == _U(0x2D)
-    values[where] = np.where(negative, -exp_values, exp_values)
-    is_int[where] = False
-    for i in np.flatnonzero(~ok):  # exact scalar parse of the rare leftovers
+                values: np.ndarray, is_int: np.ndarray, plain: np.ndarray) -> bool:
+    """Parse the tokens the common-form parsers left into ``values[where]``; False if
+    one is not a JSON number.  ``plain``: of the common form, only not provably exact.
+
+    Exponent forms are parsed like the common form; valid numbers whose value is not
+    provably exact that way (about 1 in 700 with an 80-bit long double, most of the
+    long ones without) are converted from their text by numpy, as ``float()`` does;
+    anything else (long integers, NaN, Infinity, not a number) one by one.
+    """
+    text = plain.copy()
+    scalar = np.flatnonzero(~plain)
+    if len(scalar):
+        other, s, m = scalar, start[scalar], n[scalar]
+        u64 = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))
+        head, last = u64[s], u64[s + m - 8]
+        digits, exponent, syntax = _exponent_form(buf, s, m, head, last)
+        exp_values, exact = _scale(digits, exponent)
+        done = syntax & exact
+        negative = (head & _U(0xFF)) == _U(0x2D)
+        values[where[other[done]]] = np.where(negative, -exp_values, exp_values)[done]
+        is_int[where[other[syntax]]] = False
+        text[other[syntax & ~exact]] = True
+        scalar = other[~syntax]
+    if text.any():
+        convert = np.flatnonzero(text)
+        long = n[convert] > _MAX_TEXT
+        scalar = np.concatenate([scalar, convert[long]])
+        convert = convert[~long]
+        for a in range(0, len(convert), _CHUNK):  # the cast holds the GIL: a few ms at a time
+            part = convert[a : a + _CHUNK]
+            values[where[part]] = _text_to_float(buf, start[part], n[part])
+    for i in scalar:  # exact scalar parse of the rare leftovers
         token = buf[start[i] : start[i] + n[i]].tobytes()
         match = _JSON_NUMBER.match(token)
         try:
@@ -605,6 +635,19 @@ def _parse_rest(buf: np.ndarray, start: np.ndarray, n: np.ndarray, where: np.nda
             return False
         is_int[where[i]] = isinstance(value, int)
     return True
+
+
+def _text_to_float(buf: np.ndarray, start: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """float64 of JSON number tokens (at most ``_MAX_TEXT`` bytes), correctly rounded
+    like ``float()``: numpy's bytes-to-float cast."""
+    if not len(start):
+        return np.empty(0)
+    width = int(n.max())
+    columns = np.arange(width)
+    text = buf[np.minimum(start[:, None] + columns, len(buf) - 1)]
+    text[columns >= n[:, None]] = 0
+    with np.errstate(all="ignore"):  # 1e400 becomes inf, as float() makes it
+        return text.view(f"S{width}").reshape(-1).astype(np.float64)
 
 
 def _mantissa(head: np.ndarray, tail: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, ...]:
