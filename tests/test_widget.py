@@ -520,3 +520,31 @@ def test_unsupported_files_are_listed_but_disabled(connected, qtbot):
     assert item.isDisabled() and item.text(1) == "not supported yet"
     assert item.checkState(0) == Qt.CheckState.Unchecked  # never loaded
     assert odd not in preselected_files(detail, tomogram)
+
+
+def test_results_after_the_runner_is_deleted_are_dropped(qtbot):
+    """A widget closed while a request is in flight: its result reaches nobody, nothing crashes."""
+    import threading
+
+    from qtpy.QtWidgets import QWidget
+
+    owner = QWidget()
+    runner = TaskRunner(owner)
+    release, got = threading.Event(), []
+    runner.submit(
+        "slow", release.wait, 10, label="waiting", on_result=got.append, on_error=got.append
+    )
+    owner.deleteLater()
+    qtbot.waitUntil(lambda: _gone(runner))
+    release.set()
+    assert TaskRunner.wait_for_threads(10_000)
+    qtbot.wait(50)  # the queued result is delivered, and dropped
+    assert got == []
+
+
+def _gone(obj) -> bool:
+    try:
+        obj.objectName()
+    except RuntimeError:
+        return True
+    return False

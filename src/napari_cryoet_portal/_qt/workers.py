@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 from qtpy.QtCore import QObject, QThreadPool, Signal
@@ -77,8 +76,6 @@ class TaskRunner(QObject):
         self._workers: set[FunctionWorker] = set()
         self._busy = False
         self._status = ""
-        # results that arrive after the owner is gone must not reach it
-        self.destroyed.connect(partial(_abandon, self._tasks))
 
     @property
     def busy(self) -> bool:
@@ -151,7 +148,7 @@ class TaskRunner(QObject):
         self._end(task)
 
     def _returned(self, task: Task[R], result: R | _Skipped) -> None:
-        if task.ended:  # cancelled: the UI is done with it
+        if task.ended or _deleted(self):  # cancelled, or the UI is gone: it is done with it
             return
         if not isinstance(result, _Skipped):
             task.on_result(result)
@@ -159,7 +156,7 @@ class TaskRunner(QObject):
         self._changed()
 
     def _errored(self, task: Task[Any], exc: Exception) -> None:
-        if task.ended:
+        if task.ended or _deleted(self):
             return
         if task.on_error is not None:
             task.on_error(exc)
@@ -203,10 +200,15 @@ def _io_pool() -> QThreadPool:
     return _POOL
 
 
-def _abandon(tasks: dict[str, Task[Any]]) -> None:
-    for task in tasks.values():
-        task.cancelled = task.ended = True
-    tasks.clear()
+def _deleted(obj: QObject) -> bool:
+    """Has Qt deleted ``obj`` (its owner widget closed)? Results that arrive after that must
+    not reach it. (A slot on ``destroyed`` would run while PyQt tears the object down, and
+    crashed; a deleted wrapper raising RuntimeError is the same in PyQt and PySide.)"""
+    try:
+        obj.objectName()
+    except RuntimeError:
+        return True
+    return False
 
 
 def _call(task: Task[R], fn: Callable[..., R], args: tuple[Any, ...]) -> R | _Skipped:
