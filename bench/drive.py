@@ -1,0 +1,212 @@
+"""One benchmark run: one plugin, one portal size, one latency, in a fresh napari process.
+
+    python bench/drive.py --plugin ours|official --portal READY.json --latency-ms 100 --out X.json
+
+The portal (bench/portal_server.py) runs in another process; READY.json is the line it printed.
+The driver opens a real napari window (Xvfb) with the plugin's dock widget and performs what a
+user does, waiting on the event loop (never blocking it) until each result is on screen:
+
+    connect            Connect → datasets visible (ours: first page; official: listing finished)
+    expand_largest     expand the dataset with the most runs → its first children visible
+    open_first_run     click that dataset's first run → first image layer → all annotation layers
+    open_showcase      the same for TS_001 of dataset 10000 (annotations of every kind)
+    open_large         (large portal) the 256×768×768 tomogram, then browse it (z steps, zoom)
+
+Every action records marks (ms from the click), the longest main-thread stall, RSS, and the
+portal's GraphQL / S3 / file-server requests that arrived during it (attributed by time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+class Control:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _call(self, method: str, path: str) -> Any:
+        req = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def latency(self, ms: float) -> None:
+        self._call("POST", f"/latency?ms={ms}")
+
+    def log(self) -> dict:
+        return self._call("GET", "/log")
+
+
+def _in(window: tuple[float, float], t: float) -> bool:
+    return window[0] <= t < window[1]
+
+
+def attribute(actions: list[dict], log: dict) -> None:
+    """Add request counts to each action: those that arrived between its start and the next
+    action's start (so background work an action triggers is charged to it), and those before
+    its first image / first visible mark."""
+    for i, action in enumerate(actions):
+        end = actions[i + 1]["t0"] if i + 1 < len(actions) else float("inf")
+        window = (action["t0"], end)
+        gql = [r for r in log["graphql"] if _in(window, r["t"])]
+        s3 = [r for r in log["s3"] if _in(window, r["t"])]
+        files = [r for r in log["files"] if _in(window, r["t"])]
+        action["graphql_requests"] = len(gql)
+        action["graphql_root_fields"] = _count_fields(gql)
+        action["s3_requests"] = len(s3)
+        action["s3_bytes"] = sum(r["nbytes"] for r in s3)
+        action["http_requests"] = len(files)
+        action["http_bytes"] = sum(r["nbytes"] for r in files)
+        for mark in ("first_visible", "first_image", "first_runs_visible"):
+            t = action["marks_abs"].get(mark)
+            if t is None:
+                continue
+            before = (action["t0"], t + 1e-9)
+            action[f"before_{mark}"] = {
+                "graphql_requests": sum(_in(before, r["t"]) for r in gql),
+                "s3_requests": sum(_in(before, r["t"]) for r in s3),
+                "s3_bytes": sum(r["nbytes"] for r in s3 if _in(before, r["t"])),
+                "http_requests": sum(_in(before, r["t"]) for r in files),
+                "http_bytes": sum(r["nbytes"] for r in files if _in(before, r["t"])),
+            }
+
+
+def _count_fields(records: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        key = "+".join(r["root_fields"]) or "?"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in (
+        "napari", "PyQt6", "PyQt6-Qt6", "vispy", "numpy", "zarr", "dask", "s3fs", "fsspec",
+        "ome-zarr", "napari-ome-zarr", "cryoet-data-portal", "gql", "napari-cryoet-portal",
+        "napari-cryoet-data-portal", "moto",
+    ):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def warm_up(viewer, rec) -> None:
+    """Add and remove one layer of each kind the plugins create, so napari's one-off costs
+    (GL programs compiled on first draw, lazy imports) are not charged to whichever plugin
+    opens a run first. bench/drive_floor.py measures those costs on their own."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    vol = rng.standard_normal((8, 32, 32)).astype(np.float32)
+    viewer.add_image(vol, name="warm image")
+    viewer.add_image([vol, vol[::2, ::2, ::2]], multiscale=True, name="warm pyramid")
+    viewer.add_points(rng.uniform(0, 8, (5, 3)), name="warm points")
+    viewer.add_vectors(np.zeros((2, 2, 3)), name="warm vectors")
+    viewer.add_labels(np.zeros((8, 32, 32), np.int8), name="warm labels")
+    viewer.add_labels(np.zeros((8, 32, 32), np.uint16), name="warm labels 16")
+    viewer.add_surface((rng.uniform(0, 8, (4, 3)), np.array([[0, 1, 2], [1, 2, 3]])), name="warm surface")
+    rec.idle(1.5)
+    viewer.layers.clear()
+    rec.idle(0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--plugin", choices=["ours", "official", "napari"], required=True)
+    parser.add_argument("--portal", required=True, help="JSON file: the portal server's ready line")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--listing-timeout", type=float, default=300.0)
+    parser.add_argument("--action-timeout", type=float, default=180.0)
+    parser.add_argument("--no-browse", action="store_true")
+    args = parser.parse_args()
+
+    ready = json.loads(Path(args.portal).read_text())
+    os.environ.update(ready["env"])
+    control = Control(ready["control_url"])
+    control.latency(args.latency_ms)
+    facts = ready["facts"]
+
+    result: dict[str, Any] = {
+        "plugin": args.plugin,
+        "size": ready["size"],
+        "latency_ms": args.latency_ms,
+        "facts": facts,
+        "versions": versions(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average_at_start": os.getloadavg(),
+        "actions": [],
+        "errors": [],
+    }
+
+    import napari
+    from probes import Recorder, RssSampler, StallProbe
+
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1280, 900)
+    probe = StallProbe(10)
+    rss = RssSampler(0.05)
+    rss.start()
+    probe.start()
+    rec = Recorder(probe, rss)
+    rec.idle(1.0)  # let the window settle before anything is timed
+
+    if args.plugin != "napari":
+        t = time.monotonic()
+        warm_up(viewer, rec)
+        result["warm_up_s"] = round(time.monotonic() - t, 2)
+
+    if args.plugin == "ours":
+        from drive_ours import OursDriver as Driver
+    elif args.plugin == "official":
+        from drive_official import OfficialDriver as Driver
+    else:
+        from drive_floor import FloorDriver as Driver
+    driver = Driver(viewer, rec, facts, args)
+
+    control.reset()
+    try:
+        driver.run_all(large=ready["size"] == "large")
+    except Exception as exc:  # keep what was measured; the report shows the error
+        result["errors"].append("".join(traceback.format_exception(exc)))
+        traceback.print_exc()
+    rec.idle(0.5)
+    log = control.log()
+    probe.stop()
+    rss.stop()
+
+    actions = [rec.summary(a) for a in rec.actions]
+    attribute(actions, log)
+    result["actions"] = actions
+    result["request_log"] = log
+    result["extra"] = driver.extra
+    result["load_average_at_end"] = os.getloadavg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}", file=sys.stderr)
+    # napari's own teardown can be slow or noisy under Xvfb; the results are written.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
