@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QAbstractItemView
 
 from napari_cryoet_portal._qt.annotation_panel import AnnotationPanel, annotation_rows
 from napari_cryoet_portal._qt.portal_widget import PortalWidget
-from napari_cryoet_portal._qt.tree_model import NodeKind, PortalTreeModel
+from napari_cryoet_portal._qt.tree_model import NODE_ROLE, NodeKind, PortalTreeModel
 from napari_cryoet_portal._qt.workers import TaskRunner
 from napari_cryoet_portal.data.storage import read_bytes
 from napari_cryoet_portal.demo import content
@@ -548,3 +548,27 @@ def _gone(obj) -> bool:
     except RuntimeError:
         return True
     return False
+
+
+def test_keyboard_opens_the_run_the_user_stops_on(connected, viewer, portal, qtbot):
+    """Arrow keys move through the tree; passing runs costs nothing, the last one opens."""
+    w = connected
+    w.show()
+    qtbot.waitExposed(w)
+    dataset = w.model.dataset(content.BIG_DATASET_ID)
+    index = w.index_of(dataset)
+    w.tree.setFocus()
+    w.tree.setCurrentIndex(index)
+    with qtbot.waitSignal(w.runsLoaded):
+        qtbot.keyClick(w.tree, Qt.Key.Key_Right)  # expands, as a click on the arrow does
+    portal.graphql.reset_log()
+    for _ in range(6):
+        qtbot.keyClick(w.tree, Qt.Key.Key_Down)
+    target = w.tree.currentIndex().data(NODE_ROLE)
+    assert target is dataset.children[5]
+    with qtbot.waitSignal(
+        w.openFinished, timeout=OPEN_TIMEOUT, check_params_cb=lambda i: i == target.record.id
+    ):
+        pass
+    assert operations(portal) == ["RunDetail"]
+    assert {layer.metadata[METADATA_KEY]["run_id"] for layer in plugin_layers(viewer)} == {target.record.id}

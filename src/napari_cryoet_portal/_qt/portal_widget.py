@@ -55,6 +55,9 @@ __all__ = ["PortalWidget"]
 
 logger = logging.getLogger(__name__)
 
+KEYBOARD_OPEN_DELAY_MS = 200
+"""Moving through the tree with the keyboard opens the row the user stops on."""
+
 #: failures that are the portal's or the data's, not this plugin's: reported without a traceback
 EXPECTED_ERRORS = (PortalError, DataAccessError, LookupError, OSError)
 
@@ -151,6 +154,10 @@ class PortalWidget(QWidget):
         self.proxy.setSourceModel(self.model)
         self.layers = PluginLayers(napari_viewer, on_fetch_error=self._voxels_failed)
         self._slab = 0.0  # the z thickness this widget set (see _fit_slab)
+        self._open_later = QTimer(self)
+        self._open_later.setSingleShot(True)
+        self._open_later.setInterval(KEYBOARD_OPEN_DELAY_MS)
+        self._open_later.timeout.connect(self._open_current)
 
         self._details: dict[int, RunDetail] = {}
         self._metadata: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
@@ -461,15 +468,20 @@ class PortalWidget(QWidget):
         self.datasetsLoaded.emit()
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        self._open_node(current)
+        # arrowing through runs opens the one the user stops on, not every run passed
+        self._open_later.start()
         self._update_metadata()
+
+    def _open_current(self) -> None:
+        self._open_node(self.tree.currentIndex())
 
     def _open_node(self, index: QModelIndex) -> None:
         """Open the run or tomogram at ``index`` (a no-op if it is open or opening).
 
-        Called when the current row changes (mouse, keyboard) and on every click, so that
-        clicking the selected run again after a cancel or a failure retries.
+        Called on every click (also on the selected run, so that clicking it again after a
+        cancel or a failure retries) and, debounced, when the current row changes by keyboard.
         """
+        self._open_later.stop()
         node = index.data(NODE_ROLE)
         if not isinstance(node, Node):
             return
