@@ -282,7 +282,6 @@ def main() -> int:
     d("Times are from the user's click to the moment the result is in the widget or on the canvas "
       "(measured on the main thread). *Ratio* = official ÷ ours (higher is better for this plugin). "
       "*Stall* = the longest gap between ticks of a 10 ms main-thread `QTimer`, minus 10 ms.", "")
-    verdicts: list[tuple[str, str, str]] = []
     for s in SIZES:
         if not any(result(p, s, l) for p in ("ours", "official") for l in LATENCIES):
             continue
@@ -549,7 +548,7 @@ def targets(nd: dict) -> list[list[str]]:
                 r = ratio_value(mark(x, act, "first_image"), mark(o, act, "first_image"))
                 g = (field(o, act, "before_first_image") or {}).get("graphql_requests")
                 ok = r is not None and r >= 3 and g is not None and g <= 2
-                out.append([f"first image ≥3× faster, ≤2 GraphQL before it", f"{size}, {lat} ms, {act}",
+                out.append(["first image ≥3× faster, ≤2 GraphQL before it", f"{size}, {lat} ms, {act}",
                             f"{r:.1f}×, {g} request(s)" if r is not None else "—", "yes" if ok else "**no**"])
     worst: list[tuple[float, str]] = []
     for size in SIZES:

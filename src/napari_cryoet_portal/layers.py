@@ -12,7 +12,7 @@ World coordinates are ångström, axes z, y, x:
 from __future__ import annotations
 
 import zlib
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -301,5 +301,3 @@ def _single_color_colormap(color: str) -> dict[str, Any]:
     return {"colors": [color, color], "name": f"portal-{color}"}
 
 
-def layer_kinds(layers: Sequence[LayerData]) -> list[str]:
-    return [layer_type for _, _, layer_type in layers]

@@ -1,14 +1,13 @@
 """From a run to napari layer data, without Qt: what the widget runs in its workers, and
 the scripting API.
 
-    from napari_cryoet_portal import open_run
+    from napari_cryoet_portal.loading import open_run
     for data, kwargs, kind in open_run(run_id):
-        viewer._add_layer_from_data(data, kwargs, kind)
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from .data.mesh import parse_glb
@@ -114,19 +113,13 @@ def annotation_layers(
     return points_layers(parse_ndjson(raw), detail.run, annotation, file, spacing)
 
 
-@dataclass(frozen=True)
-class _Choice:
-    detail: RunDetail
-    tomogram: Tomogram | None
-
-
-def _choose(client: PortalClient, run_id: int, tomogram_id: int | None) -> _Choice:
+def _choose(client: PortalClient, run_id: int, tomogram_id: int | None) -> tuple[RunDetail, Tomogram | None]:
     detail = client.run_detail(run_id)
     if tomogram_id is None:
-        return _Choice(detail, detail.default_tomogram())
+        return detail, detail.default_tomogram()
     for tomogram in detail.tomograms:
         if tomogram.id == tomogram_id:
-            return _Choice(detail, tomogram)
+            return detail, tomogram
     raise LookupError(f"run {run_id} has no tomogram {tomogram_id}")
 
 
@@ -148,22 +141,22 @@ def open_run(
     own_client = client is None
     client = client or PortalClient()
     try:
-        choice = _choose(client, run_id, tomogram_id)
+        detail, tomogram = _choose(client, run_id, tomogram_id)
     finally:
         if own_client:
             client.close()
     layers: list[LayerData] = []
-    if choice.tomogram is None:
+    if tomogram is None:
         return layers
-    image, _ = open_tomogram(choice.detail, choice.tomogram, level=level, endpoint_url=endpoint_url)
+    image, _ = open_tomogram(detail, tomogram, level=level, endpoint_url=endpoint_url)
     layers.append(image)
     if annotations == "none":
         return layers
     files = (
-        preselected_files(choice.detail, choice.tomogram)
+        preselected_files(detail, tomogram)
         if annotations == "default"
-        else tuple(f for f in choice.detail.files_for(choice.tomogram) if displayable(f))
+        else tuple(f for f in detail.files_for(tomogram) if displayable(f))
     )
     for file in files:
-        layers.extend(annotation_layers(choice.detail, file, endpoint_url=endpoint_url))
+        layers.extend(annotation_layers(detail, file, endpoint_url=endpoint_url))
     return layers

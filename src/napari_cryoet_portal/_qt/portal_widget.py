@@ -186,6 +186,8 @@ class PortalWidget(QWidget):
         self.url_edit.setText(url)
         self.cancel()
         self._runner.cancel_all()
+        if self._client is not None:
+            self._client.close()  # its pooled connections; cancelled work in flight just fails
         self._client = PortalClient(url)
         self._details.clear()
         self._metadata.clear()

@@ -32,12 +32,10 @@ from qtpy.QtGui import QFont, QIcon, QPalette
 from qtpy.QtWidgets import QApplication
 
 from ..portal.records import (
-    Annotation,
     DatasetSummary,
     Page,
     RunDetail,
     RunSummary,
-    Tomogram,
 )
 
 __all__ = ["NODE_ROLE", "Node", "NodeKind", "PortalFilterProxy", "PortalTreeModel"]

@@ -131,9 +131,6 @@ class TaskRunner(QObject):
             self._cancel(task)
         self._changed()
 
-    def is_running(self, key: str) -> bool:
-        return key in self._tasks
-
     @staticmethod
     def wait_for_threads(msecs: int) -> bool:
         """Block until every portal worker thread is done (tests, shutdown); True if so."""

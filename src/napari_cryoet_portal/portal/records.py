@@ -160,7 +160,7 @@ class RunDetail:
     voxel_spacings: tuple[VoxelSpacing, ...]
     tomograms: tuple[Tomogram, ...]
     annotations: tuple[Annotation, ...]
-    _spacing_by_id: dict[int, float] = field(default_factory=dict, compare=False, repr=False)
+    _spacing_by_id: dict[int, float] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._spacing_by_id.update({v.id: v.voxel_spacing for v in self.voxel_spacings})
