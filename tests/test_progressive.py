@@ -230,3 +230,23 @@ def test_fetchers_share_one_cache_and_close_drops_only_their_chunks(pyramid):
     a.close()
     assert cache.nbytes == both / 2 and a.chunk(0, (0, 0, 0)) is None
     assert b.chunk(0, (0, 0, 0)) is not None
+
+
+def test_a_closed_fetcher_is_idle_even_with_requests_queued(pyramid):
+    fine, coarse, sources = pyramid
+    gate = threading.Event()
+
+    class Slow:
+        shape, dtype, chunks = sources[0].shape, sources[0].dtype, sources[0].chunks
+
+        def __getitem__(self, key):
+            gate.wait(10)
+            return sources[0][key]
+
+    fetcher = ChunkFetcher([Slow()])
+    for z in range(3):
+        fetcher.request(0, ((z, z + 1), (0, 1), (0, 1)))
+    assert not fetcher.idle
+    fetcher.close()
+    gate.set()
+    assert fetcher.wait_idle(10) and fetcher.idle

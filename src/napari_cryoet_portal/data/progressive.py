@@ -132,7 +132,7 @@ class ChunkFetcher:
         self._pending: OrderedDict[tuple[int, tuple[tuple[int, int], ...]], None] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._busy = 0
+        self._running = 0
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryoet-chunks")
 
@@ -170,33 +170,37 @@ class ChunkFetcher:
             self._pending[key] = None
             while len(self._pending) > self.max_pending:
                 self._pending.popitem(last=False)  # the oldest view is no longer wanted
-            self._busy += 1
         self._executor.submit(self._work)
 
     @property
     def idle(self) -> bool:
         """No request pending or running (the view is as sharp as it will get)."""
         with self._lock:
-            return self._busy == 0
+            return self._idle()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         with self._lock:
-            return self._wake.wait_for(lambda: self._busy == 0, timeout)
+            return self._wake.wait_for(self._idle, timeout)
+
+    def _idle(self) -> bool:
+        return not self._pending and self._running == 0
 
     def close(self) -> None:
         """Drop pending requests and this fetcher's chunks; later requests are ignored."""
         with self._lock:
             self._closed = True
             self._pending.clear()
+            self._wake.notify_all()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.cache.drop(self.id)
 
     def _work(self) -> None:
+        with self._lock:
+            if self._closed or not self._pending:
+                return  # its request was dropped, or served by an earlier turn
+            (level, grid), _ = self._pending.popitem(last=True)  # newest first
+            self._running += 1
         try:
-            with self._lock:
-                if self._closed or not self._pending:
-                    return
-                (level, grid), _ = self._pending.popitem(last=True)  # newest first
             self._fetch(level, grid)
             if self.on_ready is not None and not self._closed:
                 self.on_ready()
@@ -207,7 +211,7 @@ class ChunkFetcher:
                 self.on_error(exc)
         finally:
             with self._lock:
-                self._busy -= 1
+                self._running -= 1
                 self._wake.notify_all()
 
     def _fetch(self, level: int, grid: tuple[tuple[int, int], ...]) -> None:
