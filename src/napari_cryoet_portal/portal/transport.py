@@ -129,8 +129,15 @@ def _retry_after(response: urllib3.BaseHTTPResponse) -> float:
 
 
 def _reason(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None)
-    return str(reason or exc)
+    """What went wrong, for a person: the socket's own words ("Connection refused") rather
+    than urllib3's repr of the connection object, when there is one."""
+    reason: BaseException = getattr(exc, "reason", None) or exc
+    cause: BaseException | None = reason
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return str(reason)
 
 
 def _snippet(text: str, limit: int = 200) -> str:
