@@ -67,6 +67,14 @@ def level_transform(pyramid: Pyramid, level: int) -> tuple[tuple[float, ...], tu
     return scale, translation
 
 
+def _level_data(pyramid: Pyramid, level: int | None) -> tuple[Any, tuple[float, ...], tuple[float, ...]]:
+    """(data, scale, translate): every level as a multiscale list, or one level on its own."""
+    if level is None:
+        return list(pyramid.levels), pyramid.scales[0], pyramid.translations[0]
+    scale, translate = level_transform(pyramid, level)
+    return pyramid.levels[level], scale, translate
+
+
 def contrast_limits(pyramid: Pyramid, percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
     """Robust display range from the coarsest level (one small read, all voxels considered)."""
     coarse = np.asarray(pyramid.levels[-1])
@@ -89,12 +97,7 @@ def tomogram_layer(
 ) -> LayerData:
     """The tomogram as a multiscale image (``level=None``) or one pinned pyramid level."""
     offset = tuple(o * tomogram.voxel_spacing for o in reversed(tomogram.offset_xyz))
-    if level is None:
-        data: Any = list(pyramid.levels)
-        scale, translate = pyramid.scales[0], pyramid.translations[0]
-    else:
-        data = pyramid.levels[level]
-        scale, translate = level_transform(pyramid, level)
+    data, scale, translate = _level_data(pyramid, level)
     kwargs = {
         "name": f"{run.name} · tomogram {tomogram.id} ({tomogram.label})",
         "scale": scale,
@@ -251,12 +254,7 @@ def labels_layer(
     level: int | None = None,
 ) -> LayerData:
     """A segmentation mask (semantic or instance) as lazy multiscale labels, in Å."""
-    if level is None:
-        data: Any = list(pyramid.levels)
-        scale, translate = pyramid.scales[0], pyramid.translations[0]
-    else:
-        data = pyramid.levels[level]
-        scale, translate = level_transform(pyramid, level)
+    data, scale, translate = _level_data(pyramid, level)
     kwargs: dict[str, Any] = {
         "name": _layer_name(run, annotation, file),
         "scale": scale,
