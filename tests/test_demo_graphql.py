@@ -513,3 +513,38 @@ def test_latency_option_and_unknown_tables() -> None:
         assert [r.root_fields for r in slow.requests] == [("runs",)]
     with pytest.raises(ValueError, match="Runs"):
         GraphQLServer({"Runs": []})
+
+
+# --------------------------------------------------------------------------- the generated content
+
+
+def test_official_client_reads_the_generated_small_portal(portal) -> None:
+    """The official client against what the demo really serves: datasets, runs, tomograms,
+    annotation files, and the files they point at are where they say."""
+    from cryoet_data_portal import AnnotationFile, Client, Dataset, Run, Tomogram
+
+    from napari_cryoet_portal.data.storage import read_bytes
+    from napari_cryoet_portal.demo import content
+
+    client = Client(portal.api_url)
+    datasets = Dataset.find(client)
+    assert sorted(d.id for d in datasets) == sorted(d["id"] for d in portal.tables["Dataset"])
+    showcase = Dataset.get_by_id(client, content.SHOWCASE_DATASET_ID)
+    runs = Run.find(client, [Run.dataset_id == showcase.id])
+    assert content.SHOWCASE_RUN_NAME in {r.name for r in runs}
+    run = next(r for r in runs if r.name == content.SHOWCASE_RUN_NAME)
+    tomograms = Tomogram.find(client, [Tomogram.run_id == run.id])
+    expected = [t for t in portal.tables["Tomogram"] if t["runId"] == run.id]
+    assert sorted(t.id for t in tomograms) == sorted(t["id"] for t in expected)
+    assert {t.voxel_spacing for t in tomograms} == {
+        content.SHOWCASE_FINE_SPACING, content.SHOWCASE_COARSE_SPACING
+    }
+    files = AnnotationFile.find(client, [AnnotationFile.annotation_shape.annotation.run_id == run.id])
+    shapes = {f.annotation_shape.shape_type for f in files}
+    assert {"Point", "OrientedPoint", "InstanceSegmentation", "SegmentationMask"} <= shapes
+    for f in files:
+        if f.format == "ndjson":  # the s3 path the client reports is readable, and is ndjson
+            first = read_bytes(f.s3_path).splitlines()[0]
+            assert json.loads(first)["type"] in {"point", "orientedPoint", "instancePoint"}
+    big = Dataset.get_by_id(client, content.BIG_DATASET_ID)
+    assert len(Run.find(client, [Run.dataset_id == big.id])) == content.BIG_DATASET_RUNS

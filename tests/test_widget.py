@@ -572,3 +572,47 @@ def test_keyboard_opens_the_run_the_user_stops_on(connected, viewer, portal, qtb
         pass
     assert operations(portal) == ["RunDetail"]
     assert {layer.metadata[METADATA_KEY]["run_id"] for layer in plugin_layers(viewer)} == {target.record.id}
+
+
+def test_broken_files_are_reported_and_the_widget_goes_on(connected, viewer, portal, qtbot):
+    """Malformed metadata and a malformed ndjson file: a message in the widget and a napari
+    notification for each, the rest of the run still opens, and all is well once fixed."""
+    from napari.utils.notifications import notification_manager
+
+    w = connected
+    run = showcase_run(w, qtbot)
+    open_run(w, qtbot, run)
+    detail = run.detail
+    tomogram = detail.default_tomogram()
+    points = next(f for f in preselected_files(detail, tomogram) if f.shape_type == "Point")
+    broken = {
+        tomogram.s3_omezarr_dir.rstrip("/") + "/.zattrs": b'{"multiscales": [',
+        points.s3_path: b'{"type": "point", "location": {"x": 1, "y": 2, "z": 3}}\n{"type": "point", "loc',
+    }
+    original = {url: read_bytes(url) for url in broken}
+    other = w.model.dataset(content.BIG_DATASET_ID)
+    expand(w, qtbot, other)
+    notes, errors = [], []
+    notification_manager.notification_ready.connect(notes.append)
+    w.errorOccurred.connect(errors.append)
+    try:
+        for url, data in broken.items():
+            portal.s3.put_object(content.BUCKET, url.split(content.BUCKET + "/", 1)[1], data)
+        open_run(w, qtbot, other.children[0])  # elsewhere, then back: opened afresh
+        open_run(w, qtbot, run)
+        assert any(f"tomogram {tomogram.id}" in e and "JSON" in e for e in errors), errors
+        assert any(f"annotation file {points.id}" in e and "line 2" in e for e in errors), errors
+        assert {str(n.message) for n in notes} >= set(errors)
+        assert "failed" in w.annotations.file_state(points.id)
+        # what could be read is shown: the other preselected annotations
+        shown = {layer.metadata[METADATA_KEY].get("annotation_file_id") for layer in plugin_layers(viewer)}
+        assert shown and points.id not in shown and None not in shown
+    finally:
+        for url, data in original.items():
+            portal.s3.put_object(content.BUCKET, url.split(content.BUCKET + "/", 1)[1], data)
+        notification_manager.notification_ready.disconnect(notes.append)
+    open_run(w, qtbot, other.children[0])
+    open_run(w, qtbot, run)  # fixed: everything opens again
+    kinds = {layer.metadata[METADATA_KEY]["kind"] for layer in plugin_layers(viewer)}
+    assert "tomogram" in kinds
+    assert w.layers.get(("file", points.id))

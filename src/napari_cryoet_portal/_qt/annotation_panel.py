@@ -173,6 +173,11 @@ class AnnotationPanel(QWidget):
             item.setCheckState(0, Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
         self.files.blockSignals(False)
 
+    def file_state(self, file_id: int) -> str:
+        """The status shown for a file ("", "loading…", "shown (N points)", "failed: …")."""
+        item = self._items.get(file_id)
+        return item.text(self._STATUS) if item is not None else ""
+
     def is_checked(self, file_id: int) -> bool:
         item = self._items.get(file_id)
         return item is not None and item.checkState(0) == Qt.CheckState.Checked
