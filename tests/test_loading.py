@@ -152,3 +152,23 @@ def test_instance_colours_stay_distinct_beyond_16_instances():
     per_id = colors[::3]
     assert np.array_equal(colors[1::3], per_id)  # the same instance, the same colour
     assert all(not np.array_equal(a, b) for a, b in zip(per_id[:-1], per_id[1:]))
+
+
+def test_objects_of_a_run_get_distinct_colours(showcase):
+    from napari_cryoet_portal.layers import annotation_color, annotation_colors, object_key
+
+    keys = [object_key(a) for a in showcase.annotations]
+    colors = annotation_colors(keys)
+    assert len(set(colors.values())) == len(set(keys))  # the demo run has fewer objects than colours
+    # a crowd of objects that all hash alike still gets one colour each, the first its own
+    crowd = [k for k in (f"go:{i:07d}" for i in range(2000)) if annotation_color(k) == annotation_color("a")][:5]
+    spread = annotation_colors(crowd)
+    assert len(set(spread.values())) == 5 and spread[min(crowd)] == annotation_color(min(crowd))
+    assert annotation_colors(reversed(crowd)) == spread  # whatever the order they come in
+    # every annotation layer of the run carries its object's colour
+    for f in showcase.annotation_files():
+        if not displayable(f) or f.shape_type != "Point":
+            continue
+        (points, kwargs, _), *_ = annotation_layers(showcase, f)
+        annotation = showcase.annotation(f.annotation_id)
+        assert kwargs["face_color"] == colors[object_key(annotation)]

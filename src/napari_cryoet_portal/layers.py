@@ -12,6 +12,7 @@ World coordinates are ångström, axes z, y, x:
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "LayerData",
     "METADATA_KEY",
     "annotation_color",
+    "annotation_colors",
     "contrast_limits",
     "instance_colors",
     "labels_layer",
@@ -47,9 +49,34 @@ _PALETTE = (
 )
 
 
+def object_key(annotation: Annotation) -> str:
+    """What names an annotated object: its ontology id (GO, UniProt…), else its name."""
+    return (annotation.object_id or annotation.object_name).strip().lower()
+
+
 def annotation_color(object_key: str) -> str:
     """One stable colour per annotated object (same object → same colour, every session)."""
-    return _PALETTE[zlib.crc32(object_key.strip().lower().encode()) % len(_PALETTE)]
+    return _PALETTE[_slot(object_key)]
+
+
+def annotation_colors(object_keys: Iterable[str]) -> dict[str, str]:
+    """Colours for the objects of one run: each object's stable colour, unless an object
+    before it (in sorted order) has it already; then the next free one, so that objects side
+    by side never look alike while the palette lasts."""
+    used: set[str] = set()
+    colors: dict[str, str] = {}
+    n = len(_PALETTE)
+    for key in sorted({k.strip().lower() for k in object_keys}):
+        start = _slot(key)
+        free = (_PALETTE[(start + i) % n] for i in range(n))
+        color = next((c for c in free if c not in used), _PALETTE[start])
+        used.add(color)
+        colors[key] = color
+    return colors
+
+
+def _slot(object_key: str) -> int:
+    return zlib.crc32(object_key.strip().lower().encode()) % len(_PALETTE)
 
 
 def level_transform(pyramid: Pyramid, level: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -161,6 +188,7 @@ def points_layers(
     *,
     size: float | None = None,
     arrow_length: float | None = None,
+    color: str | None = None,
 ) -> list[LayerData]:
     """Points (coloured by instance for InstanceSegmentation), plus orientation vectors.
 
@@ -169,7 +197,7 @@ def points_layers(
     draws each particle's rotated z axis, ``R @ (0, 0, 1)`` in the file's x, y, z frame.
     """
     n = len(points.zyx)
-    color = annotation_color(annotation.object_id or annotation.object_name)
+    color = color or annotation_color(object_key(annotation))
     size = size if size is not None else _default_point_size(points.zyx)
     scale = (spacing,) * 3
     features: dict[str, np.ndarray] = {}
@@ -252,6 +280,7 @@ def labels_layer(
     file: AnnotationFile,
     *,
     level: int | None = None,
+    color: str | None = None,
 ) -> LayerData:
     """A segmentation mask (semantic or instance) as lazy multiscale labels, in Å."""
     data, scale, translate = _level_data(pyramid, level)
@@ -267,7 +296,8 @@ def labels_layer(
         "metadata": _annotation_metadata(run, annotation, file, pyramid.scales[0][0]),
     }
     if file.shape_type == "SegmentationMask":
-        kwargs["colormap"] = {0: "transparent", 1: annotation_color(annotation.object_id or annotation.object_name), None: "transparent"}
+        color = color or annotation_color(object_key(annotation))
+        kwargs["colormap"] = {0: "transparent", 1: color, None: "transparent"}
     return (data, kwargs, "labels")
 
 
@@ -278,9 +308,11 @@ def surface_layer(
     annotation: Annotation,
     file: AnnotationFile,
     spacing: float,
+    *,
+    color: str | None = None,
 ) -> LayerData:
     """A triangle mesh; vertices are in the file's voxel units at ``spacing`` (see data/mesh)."""
-    color = annotation_color(annotation.object_id or annotation.object_name)
+    color = color or annotation_color(object_key(annotation))
     values = np.ones(len(vertices_zyx), dtype=np.float32)
     kwargs = {
         "name": _layer_name(run, annotation, file),

@@ -15,7 +15,15 @@ from .data.ndjson import parse_ndjson
 from .data.progressive import progressive_pyramid
 from .data.pyramid import Pyramid, open_pyramid
 from .data.storage import DataAccessError, read_bytes
-from .layers import LayerData, labels_layer, points_layers, surface_layer, tomogram_layer
+from .layers import (
+    LayerData,
+    annotation_colors,
+    labels_layer,
+    object_key,
+    points_layers,
+    surface_layer,
+    tomogram_layer,
+)
 from .portal.client import PortalClient
 from .portal.records import AnnotationFile, RunDetail, Tomogram
 
@@ -101,16 +109,19 @@ def annotation_layers(
         raise DataAccessError(
             f"annotation file {file.id} names no voxel spacing of run {detail.run.name}"
         )
+    # distinct colours for the objects of the run, whichever of its files are shown
+    color = annotation_colors(object_key(a) for a in detail.annotations)[object_key(annotation)]
     if file.shape_type in _MASK_SHAPES:
         pyramid = open_pyramid(file.s3_path, endpoint_url=endpoint_url)
         if progressive:
             pyramid = progressive_pyramid(pyramid)
-        return [labels_layer(pyramid, detail.run, annotation, file)]
+        return [labels_layer(pyramid, detail.run, annotation, file, color=color)]
     raw = read_bytes(file.s3_path, endpoint_url=endpoint_url)
     if file.shape_type in _MESH_SHAPES:
         vertices_xyz, faces = parse_glb(raw)
-        return [surface_layer(vertices_xyz[:, ::-1].copy(), faces, detail.run, annotation, file, spacing)]
-    return points_layers(parse_ndjson(raw), detail.run, annotation, file, spacing)
+        zyx = vertices_xyz[:, ::-1].copy()
+        return [surface_layer(zyx, faces, detail.run, annotation, file, spacing, color=color)]
+    return points_layers(parse_ndjson(raw), detail.run, annotation, file, spacing, color=color)
 
 
 def _choose(client: PortalClient, run_id: int, tomogram_id: int | None) -> tuple[RunDetail, Tomogram | None]:
