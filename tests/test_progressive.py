@@ -124,14 +124,14 @@ def test_only_missing_chunks_are_fetched_and_the_cache_is_bounded(pyramid):
         [Counting(sources[0]), sources[1]], [(1.0,) * 3, (2.0,) * 3], [(0.0,) * 3] * 2, coarse, cache=cache
     )
     level = levels[0]
-    np.asarray(level[3])  # z-slab 0: 5 × 5 chunks
+    np.asarray(level[3])  # z-slab 0: 5 × 5 chunks, one read each
     assert fetcher.wait_idle(10)
     slab_bytes = 8 * 40 * 36 * 4  # the edge chunks are cut at the array's edge
-    assert len(reads) == 1 and cache.nbytes == slab_bytes == cache.max_bytes  # grown to hold one view
+    assert len(reads) == 25 and cache.nbytes == slab_bytes == cache.max_bytes  # grown to hold one view
     np.asarray(level[6, 10:20])
-    assert fetcher.wait_idle(10) and len(reads) == 1
+    assert fetcher.wait_idle(10) and len(reads) == 25
     np.asarray(level[12])  # the next slab replaces the least recently used chunks
-    assert fetcher.wait_idle(10) and len(reads) == 2
+    assert fetcher.wait_idle(10) and len(reads) == 50
     assert cache.nbytes <= cache.max_bytes
     np.testing.assert_array_equal(np.asarray(level[12]), fine[12])
 
@@ -151,7 +151,7 @@ def test_newest_request_first_and_old_ones_dropped(pyramid):
             order.append(key[0].start)
             return self.array[key]
 
-    fetcher = ChunkFetcher([Slow(sources[0])], max_pending=2)
+    fetcher = ChunkFetcher([Slow(sources[0])], max_pending=2, settle_s=0)
     fetcher.request(0, ((0, 1), (0, 1), (0, 1)))
     assert entered.wait(10)  # the first request is running
     for z0 in (8, 16):
@@ -250,3 +250,26 @@ def test_a_closed_fetcher_is_idle_even_with_requests_queued(pyramid):
     fetcher.close()
     gate.set()
     assert fetcher.wait_idle(10) and fetcher.idle
+
+
+def test_views_passed_through_are_not_fetched(pyramid):
+    """napari slices several views while a layer is added or the camera moves: only the one
+    it settles on is fetched."""
+    fine, coarse, sources = pyramid
+    reads: list[int] = []
+
+    class Counting:
+        shape, dtype, chunks = sources[0].shape, sources[0].dtype, sources[0].chunks
+
+        def __getitem__(self, key):
+            reads.append(key[0].start)
+            return sources[0][key]
+
+    levels, fetcher = progressive_levels(
+        [Counting(), sources[1]], [(1.0,) * 3, (2.0,) * 3], [(0.0,) * 3] * 2, coarse
+    )
+    for z in (0, 8, 16):  # three views in quick succession
+        np.asarray(levels[0][z, :8, :8])
+    assert fetcher.wait_idle(10)
+    assert reads == [16]
+    np.testing.assert_array_equal(np.asarray(levels[0][16, :8, :8]), fine[16, :8, :8])

@@ -25,6 +25,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -100,6 +101,9 @@ class ChunkCache:
                 self.nbytes -= self._chunks.pop(key).nbytes
 
 
+_CHUNK_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cryoet-chunk")
+"""Chunk reads in flight at once, all layers together (each one GET and one decode)."""
+
 SHARED_CACHE = ChunkCache()
 """The cache fetchers use unless given another: one memory budget for all open layers."""
 
@@ -117,7 +121,8 @@ class ChunkFetcher:
         sources: Sequence[Any],
         *,
         cache: ChunkCache | None = None,
-        max_pending: int = 4,
+        max_pending: int = 1,
+        settle_s: float = 0.03,
         on_ready: Callable[[], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -127,7 +132,11 @@ class ChunkFetcher:
         #: called from the fetch thread when a request has landed / failed
         self.on_ready = on_ready
         self.on_error = on_error
+        #: requests kept waiting (the newest ones): a view the user has left is not fetched
         self.max_pending = max_pending
+        #: how long a request waits before it is served, so that the views napari passes
+        #: through while a layer is added or the camera moves are superseded, not fetched
+        self.settle_s = settle_s
         self.errors: list[BaseException] = []
         self._pending: OrderedDict[tuple[int, tuple[tuple[int, int], ...]], None] = OrderedDict()
         self._lock = threading.Lock()
@@ -195,6 +204,8 @@ class ChunkFetcher:
         self.cache.drop(self.id)
 
     def _work(self) -> None:
+        if self.settle_s:
+            time.sleep(self.settle_s)
         with self._lock:
             if self._closed or not self._pending:
                 return  # its request was dropped, or served by an earlier turn
@@ -220,22 +231,22 @@ class ChunkFetcher:
             return
         source = self.sources[level]
         chunks = self.chunk_shape(level)
-        # one chunk-aligned box around what is missing: the store fetches its chunks concurrently
-        first = [min(p[d] for p in missing) for d in range(len(chunks))]
-        last = [max(p[d] for p in missing) + 1 for d in range(len(chunks))]
-        box = tuple(
-            slice(a * c, min(b * c, n)) for a, b, c, n in zip(first, last, chunks, source.shape)
+        view = tuple(
+            slice(a * c, min(b * c, n)) for (a, b), c, n in zip(grid, chunks, source.shape)
         )
-        needed = int(np.prod([b.stop - b.start for b in box])) * np.dtype(source.dtype).itemsize
+        needed = int(np.prod([b.stop - b.start for b in view])) * np.dtype(source.dtype).itemsize
         if needed > self.cache.max_bytes:  # the view needs more than the budget: it gets it
             logger.info("chunk cache grows to %d MB for one view", needed >> 20)
             self.cache.max_bytes = needed
-        block = np.asarray(source[box])
-        for pos in itertools.product(*(range(a, b) for a, b in zip(first, last))):
-            local = tuple(
-                slice((p - a) * c, (p - a + 1) * c) for p, a, c in zip(pos, first, chunks)
-            )
-            self.cache.put((self.id, level, pos), np.ascontiguousarray(block[local]))
+
+        def read(pos: tuple[int, ...]) -> None:
+            box = tuple(slice(p * c, min((p + 1) * c, n)) for p, c, n in zip(pos, chunks, source.shape))
+            self.cache.put((self.id, level, pos), np.asarray(source[box]))
+
+        # chunk by chunk, a few at a time: each is decoded straight into the array the cache
+        # keeps (one box around them all would hold every chunk twice while it is cut up)
+        for _ in _CHUNK_READERS.map(read, missing):
+            pass
 
 
 class ProgressiveLevel:
