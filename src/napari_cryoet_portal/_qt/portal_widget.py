@@ -566,6 +566,9 @@ class PortalWidget(QWidget):
             return
         session = _Session(generation, detail, tomogram)
         self._session = session
+        # the previous run's layers go now: napari removes them while the worker fetches
+        self.layers.clear()
+        self.layersChanged.emit()
         preselected = preselected_files(detail, tomogram)
         self.annotations.set_title(f"<b>{run.name}</b> · tomogram {tomogram.id}<br>{tomogram.label}")
         self.annotations.set_rows(annotation_rows(detail, tomogram, preselected))
@@ -675,9 +678,8 @@ class PortalWidget(QWidget):
         self._report(f"Could not fetch voxels of {layer.name} (showing the coarse preview)", exc)
 
     def _settle(self, session: _Session) -> None:
-        """The new run replaces the previous one: all layers the plugin added go."""
+        """The image is in, or failed: from now on the session's layers may be added."""
         session.image_settled = True
-        self.layers.clear()
 
     def _load_queued(self, session: _Session) -> None:
         """The image is in (or failed): fetch the preselected annotations now."""
