@@ -91,15 +91,31 @@ class BaseDriver:
             return None
 
         self._before = before = {id(layer) for layer in self.viewer.layers}
-        self.click_run(run, action)
-        timeout = self.args.action_timeout
-        t = self.rec.wait_until(
-            lambda: (img := new_image()) is not None and img.loaded,
-            timeout,
-            self.layer_signals(),
-        )
-        action.mark("first_image_layer", t)
-        action.mark("first_image", self.wait_drawn())
+        # the first frame rendered with the new image in it, timed as the frame is drawn (a
+        # callback after vispy's own): waiting for "the next draw" after noticing the layer
+        # would also count whatever the event loop runs in between (e.g. further layers)
+        canvas = self.viewer.window._qt_viewer.canvas._scene_canvas
+        frames: list[float] = []
+
+        def on_draw(_event: Any) -> None:
+            img = new_image()
+            if not frames and img is not None and img.loaded and img.visible:
+                frames.append(time.monotonic())
+
+        canvas.events.draw.connect(on_draw, position="last")
+        try:
+            self.click_run(run, action)
+            timeout = self.args.action_timeout
+            t = self.rec.wait_until(
+                lambda: (img := new_image()) is not None and img.loaded,
+                timeout,
+                self.layer_signals(),
+            )
+            action.mark("first_image_layer", t)
+            canvas.update()
+            action.mark("first_image", self.rec.wait_until(lambda: bool(frames), timeout) and frames[0])
+        finally:
+            canvas.events.draw.disconnect(on_draw)
         action.notes["first_view"] = view_info(self.viewer, new_image())
         t = self.rec.wait_until(self.all_layers_in, timeout, self.layer_signals(), poll_ms=5)
         self.rec.wait_until(lambda: all(layer.loaded for layer in self.viewer.layers), timeout)
