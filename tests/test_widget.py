@@ -616,3 +616,24 @@ def test_broken_files_are_reported_and_the_widget_goes_on(connected, viewer, por
     kinds = {layer.metadata[METADATA_KEY]["kind"] for layer in plugin_layers(viewer)}
     assert "tomogram" in kinds
     assert w.layers.get(("file", points.id))
+
+
+def test_replacing_layers_leaves_the_heap_unfrozen_and_the_old_layers_collectable(
+    connected, viewer, portal, qtbot
+):
+    """Layers are removed with the heap frozen (napari collects garbage once per removed
+    layer); afterwards nothing stays frozen and the old layers do go."""
+    import gc
+    import weakref
+
+    w = connected
+    run = showcase_run(w, qtbot)
+    open_run(w, qtbot, run)
+    old = [weakref.ref(layer) for layer in plugin_layers(viewer)]
+    assert old
+    w.layers.clear()
+    assert gc.get_freeze_count() == 0
+    assert not plugin_layers(viewer)
+    qtbot.wait(50)
+    gc.collect()
+    assert all(ref() is None for ref in old)
