@@ -52,24 +52,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
+from napari_cryoet_portal.demo.volumes import random_rotations  # noqa: E402  (after the path)
+
 SPEEDUP_TARGET = 10.0
 GIL_TARGET_MS = 50.0
 MEMORY_TARGET = 2.0  # peak extra RSS while parsing, in multiples of the input size
 
 
 # ------------------------------------------------------------------------------- input
-
-
-def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Uniformly random rotation matrices (from unit quaternions)."""
-    q = rng.normal(size=(n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    w, x, y, z = q.T
-    return np.stack(
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-         2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-         2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1,
-    ).reshape(n, 3, 3)
 
 
 def generate(n: int, seed: int = 0) -> bytes:

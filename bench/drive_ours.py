@@ -16,6 +16,7 @@ from probes import Action
 
 class OursDriver(BaseDriver):
     name = "napari-cryoet-portal"
+    pages_listing = True
 
     def add_widget(self, action: Action) -> None:
         import os
@@ -29,24 +30,6 @@ class OursDriver(BaseDriver):
         self._finished: set[int] = set()
         self.widget.openFinished.connect(self._finished.add)
         self.rec.wait_until(lambda: self.widget.isVisible(), 10)
-
-    def run_all(self, large: bool) -> None:
-        # connect, then list everything (scrolling), then the common story
-        f = self.facts
-        self.step("open_widget", self.add_widget)
-        self.step("connect", self.connect)
-        self.step("list_all", self.list_all)
-        self.step("expand_largest", self.expand, f["largest_dataset"]["id"])
-        self.step("open_first_run", self.open, f["first_run_of_largest"])
-        if f.get("showcase_run"):
-            self.step("expand_showcase", self.expand, 10000)
-            self.step("open_showcase", self.open, f["showcase_run"])
-        if large:
-            big = f["large_tomogram_run"]
-            self.step("expand_large", self.expand, big["dataset_id"])
-            self.step("open_large", self.open, big)
-            if not self.args.no_browse:
-                self.step("browse_large", self.browse)
 
     def connect(self, action: Action) -> None:
         self.widget.connect_button.click()

@@ -16,6 +16,8 @@ SHOWCASE_DATASET_ID = 10000
 
 class BaseDriver:
     name = "?"
+    #: the plugin lists a page at a time: after connect, scroll until everything is listed
+    pages_listing = False
 
     def __init__(self, viewer: Any, rec: Recorder, facts: dict, args: Any) -> None:
         self.viewer = viewer
@@ -30,6 +32,10 @@ class BaseDriver:
         raise NotImplementedError
 
     def connect(self, action: Action) -> None:
+        raise NotImplementedError
+
+    def list_all(self, action: Action) -> None:
+        """Scroll the listing to its end (plugins with ``pages_listing``)."""
         raise NotImplementedError
 
     def expand(self, dataset_id: int, action: Action) -> None:
@@ -68,6 +74,8 @@ class BaseDriver:
         f = self.facts
         self.step("open_widget", self.add_widget)
         self.step("connect", self.connect)
+        if self.pages_listing:  # like-for-like with a plugin that lists everything on connect
+            self.step("list_all", self.list_all)
         self.step("expand_largest", self.expand, f["largest_dataset"]["id"])
         self.step("open_first_run", self.open, f["first_run_of_largest"])
         if f.get("showcase_run"):

@@ -34,6 +34,7 @@ from napari_cryoet_portal.data.ndjson import (
     parse_ndjson,
     read_ndjson,
 )
+from napari_cryoet_portal.demo.volumes import random_rotations
 
 # --------------------------------------------------------------------------- reference
 
@@ -82,17 +83,6 @@ def counting(fn, *args, **kw):
 
 
 # ------------------------------------------------------------------ portal-like files
-
-
-def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
-    q = rng.normal(size=(n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    w, x, y, z = q.T
-    return np.stack(
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-         2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-         2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1,
-    ).reshape(n, 3, 3)
 
 
 def portal_lines(kind: str, n: int, seed: int = 0, *, digits: int | None = 2) -> list[str]:
