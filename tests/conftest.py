@@ -12,6 +12,10 @@ import pytest
 if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
     del os.environ["QT_QPA_PLATFORM"]
 
+# Tests count requests at the demo servers: bytes cached on disk by an earlier test (or run)
+# would hide them. Tests of the byte cache give their readers a cache of their own.
+os.environ["NAPARI_CRYOET_PORTAL_BYTE_CACHE_MB"] = "0"
+
 
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory) -> Path:

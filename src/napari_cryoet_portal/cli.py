@@ -57,6 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--latency-ms", type=float, default=0.0, help="added delay per GraphQL request"
     )
+    serve.add_argument(
+        "--link-mbps",
+        type=float,
+        default=None,
+        help="bandwidth of the S3 and file servers, shared by all connections (default: unlimited)",
+    )
+    serve.add_argument(
+        "--link-latency-ms",
+        type=float,
+        default=0.0,
+        help="added delay per S3 / file request, before its first byte",
+    )
     serve.set_defaults(func=_serve_demo)
 
     demo = sub.add_parser("demo", help="start the demo portal and napari with the plugin on it")
@@ -78,9 +90,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve_demo(args: argparse.Namespace) -> int:
+    from .demo.link import Link
     from .demo.portal import DemoPortal
 
     print(f"# preparing the {args.size} demo portal…", file=sys.stderr, flush=True)
+    try:
+        link = Link(args.link_mbps, args.link_latency_ms / 1000.0)
+    except ValueError as exc:
+        print(f"napari-cryoet-portal: {exc}", file=sys.stderr)
+        return 2
     portal = DemoPortal(
         args.size,
         host=args.host,
@@ -88,6 +106,7 @@ def _serve_demo(args: argparse.Namespace) -> int:
         s3_port=args.s3_port,
         files_port=args.files_port,
         latency_s=args.latency_ms / 1000.0,
+        link=link if link.shaping else None,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

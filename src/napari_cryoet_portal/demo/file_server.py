@@ -1,57 +1,68 @@
 """A plain HTTP server for the portal's ``https*`` URLs (thumbnails, metadata, files).
 
-The real portal serves the bucket at https://files.cryoetdataportal.cziscience.com; the demo
-serves the same tree from disk on 127.0.0.1, keep-alive, with a request log.
+The real portal serves the bucket at https://files.cryoetdataportal.cziscience.com (a CDN:
+keep-alive, ranged reads); the demo serves the same tree from disk on 127.0.0.1, with
+``Range`` support, an optional shaped link and a request log.
 """
 
 from __future__ import annotations
 
-import functools
+import mimetypes
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-__all__ = ["FileServer"]
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .link import Link, shaped
+from .ranges import ObjectBody, respond
+
+__all__ = ["FileRequest", "FileServer"]
+
+FileRequest = tuple[str, str, int]  # method, path, status
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _QuietHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like a CDN
 
-    def log_message(self, format: str, *args: Any) -> None:  # the server keeps its own log
+    def log_request(self, *args: Any, **kwargs: Any) -> None:  # the server keeps its own log
         pass
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.server.log.append((self.command, self.path, int(code) if str(code).isdigit() else 0))  # type: ignore[attr-defined]
 
 
 class FileServer:
     """Serves ``root`` read-only over HTTP on ``host:port`` (0 = any free port)."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.root = Path(root)
+    def __init__(
+        self, root: Path, host: str = "127.0.0.1", port: int = 0, *, link: Link | None = None
+    ) -> None:
+        self.root = Path(root).resolve()
         self.host = host
         self.port = port
-        self._httpd: ThreadingHTTPServer | None = None
+        self.link = link
+        self._log: list[FileRequest] = []
+        self._lock = threading.Lock()
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> FileServer:
-        handler = functools.partial(_Handler, directory=str(self.root))
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self._httpd.log = []  # type: ignore[attr-defined]
-        self.port = self._httpd.server_address[1]
+        app = shaped(self._app, self.link)
+        self._server = make_server(
+            self.host, self.port, app, threaded=True, request_handler=_QuietHandler
+        )
+        self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="demo-files", daemon=True
+            target=self._server.serve_forever, name="demo-files", daemon=True
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -68,5 +79,53 @@ class FileServer:
         return f"http://{self.host}:{self.port}/"
 
     @property
-    def requests(self) -> list[tuple[str, str, int]]:
-        return list(self._httpd.log) if self._httpd else []  # type: ignore[attr-defined]
+    def requests(self) -> list[FileRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = unquote(environ.get("PATH_INFO", "/"))
+        status: list[int] = [0]
+
+        def capture(line: str, headers: list, exc_info: Any = None) -> Callable:
+            status[0] = int(line.split()[0])
+            return start_response(line, headers, exc_info)
+
+        try:
+            if method not in ("GET", "HEAD"):
+                capture("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")])
+                return [b""]
+            file = self._file(path)
+            if file is None:
+                message = b"not found\n"
+                capture("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(message)))])
+                return [message] if method == "GET" else [b""]
+            return respond(environ, capture, _file_body(file))
+        finally:
+            with self._lock:
+                self._log.append((method, environ.get("PATH_INFO", "/"), status[0]))
+
+    def _file(self, path: str) -> Path | None:
+        """The file ``path`` names under the root; never anything outside it."""
+        candidate = (self.root / path.lstrip("/")).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            return None
+        return candidate if candidate.is_file() else None
+
+
+def _file_body(path: Path) -> ObjectBody:
+    stat = path.stat()
+
+    def read(start: int, stop: int) -> bytes:
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read(stop - start)
+
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    etag = f'"{stat.st_ino:x}-{stat.st_size:x}-{int(stat.st_mtime):x}"'
+    return ObjectBody(stat.st_size, etag, stat.st_mtime, read, content_type)

@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..data.byte_cache import CACHE_DIR_ENV
 from ..portal.client import API_URL_ENV
 from .cache import ensure_content
 from .content import BUCKET, HTTPS_ROOT
 from .file_server import FileServer
 from .graphql_server import GraphQLServer
+from .link import Link
 from .s3_server import S3Server
 
 __all__ = ["DemoPortal", "S3_ENDPOINT_ENV"]
@@ -45,12 +47,16 @@ class DemoPortal:
         s3_port: int = 0,
         files_port: int = 0,
         latency_s: float = 0.0,
+        link: Link | None = None,
         cache_root: Path | None = None,
     ) -> None:
+        """``latency_s`` delays each GraphQL request; ``link`` shapes the S3 and file servers
+        (bandwidth shared by all their connections, latency per request)."""
         self.size = size
         self.content_dir = ensure_content(size, cache_root)
-        self.s3 = S3Server(host, s3_port)
-        self.files = FileServer(self.content_dir / "bucket", host, files_port)
+        self.link = link
+        self.s3 = S3Server(host, s3_port, link=link, virtual=_virtual_objects(self.content_dir))
+        self.files = FileServer(self.content_dir / "bucket", host, files_port, link=link)
         self._host = host
         self._api_port = api_port
         self._latency_s = latency_s
@@ -119,8 +125,14 @@ class DemoPortal:
         return self.files.url
 
     def environment(self) -> dict[str, str]:
-        """The variables that point the plugin (and boto/s3fs) at this portal."""
-        return {API_URL_ENV: self.api_url, S3_ENDPOINT_ENV: self.s3_endpoint_url}
+        """The variables that point the plugin (and boto/s3fs) at this portal, and its byte
+        cache at a folder of this content (the demo's URLs are the same for every content
+        version: bytes cached from another one must never be served)."""
+        return {
+            API_URL_ENV: self.api_url,
+            S3_ENDPOINT_ENV: self.s3_endpoint_url,
+            CACHE_DIR_ENV: str(self.content_dir / "byte-cache"),
+        }
 
     @contextmanager
     def applied_environment(self) -> Iterator[dict[str, str]]:
@@ -136,6 +148,15 @@ class DemoPortal:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _virtual_objects(content_dir: Path) -> Any:
+    """The content's objects made on request (a portal-sized tomogram's chunks), if any."""
+    try:
+        from .virtual import VirtualObjects
+    except ImportError:  # content generators without virtual objects
+        return None
+    return VirtualObjects.load(content_dir)
 
 
 def _load_bucket(s3: S3Server, content_dir: Path) -> None:
