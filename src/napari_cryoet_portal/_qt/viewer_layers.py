@@ -7,8 +7,8 @@ already deleted, is never touched. Each layer also carries its portal ids in
 scripts and for the user.
 
 Layers over progressive levels (:mod:`napari_cryoet_portal.data.progressive`) are refreshed
-on the main thread whenever their fetcher lands chunks, and their fetchers are closed when
-the layers go.
+on the main thread whenever their fetcher lands planes, their fetches show as progress (parts
+and megabytes) in napari's activity dock, and their fetchers are closed when the layers go.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import gc
 import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from napari.components import ViewerModel
 from napari.layers import Layer
 from superqt.utils import ensure_main_thread
 
-from ..data.progressive import ChunkFetcher, fetchers_in
+from ..data.progressive import ChunkFetcher, FetchProgress, fetchers_in
 from ..layers import LayerData
 
 __all__ = ["PluginLayers"]
@@ -40,6 +41,7 @@ class PluginLayers:
         self._viewer = viewer
         self._layers: dict[Hashable, list[Layer]] = {}
         self._fetchers: dict[int, list[ChunkFetcher]] = {}  # id(layer) → its fetchers
+        self._progress: dict[int, Any] = {}  # id(fetcher) → its napari progress bar
         #: called on the main thread when a layer's voxels could not be fetched
         self.on_fetch_error = on_fetch_error
 
@@ -84,6 +86,7 @@ class PluginLayers:
             for layer in self._layers.pop(key, []):
                 for fetcher in self._fetchers.pop(id(layer), []):
                     fetcher.close()
+                    self._end_progress(fetcher)
                 if layer in self._viewer.layers:
                     self._viewer.layers.remove(layer)
 
@@ -106,8 +109,43 @@ class PluginLayers:
             if target is not None and target in self._viewer.layers and self.on_fetch_error:
                 self.on_fetch_error(target, exc)
 
+        @ensure_main_thread
+        def progressed(state: FetchProgress) -> None:
+            target = ref()
+            if target is None or target not in self._viewer.layers:
+                return
+            self._show_progress(fetcher, target.name, state)
+
         fetcher.on_ready = refresh
         fetcher.on_error = failed
+        fetcher.on_progress = progressed
+
+    def cancel_fetches(self) -> None:
+        """Stop fetching voxels for every layer (the views stay as they are)."""
+        for fetcher in self.fetchers():
+            fetcher.cancel()
+            self._end_progress(fetcher)
+
+    def _show_progress(self, fetcher: ChunkFetcher, name: str, state: FetchProgress) -> None:
+        """One napari progress bar per fetch that has anything to read; gone when done."""
+        from napari.utils import progress
+
+        bars = self._progress
+        if state.finished or state.total == 0:
+            self._end_progress(fetcher)
+            return
+        bar = bars.get(id(fetcher))
+        if bar is None:
+            bar = bars[id(fetcher)] = progress(total=state.total)
+        bar.total = state.total
+        bar.n = state.done
+        bar.set_description(f"{name}: level {state.level}, {state.nbytes / 1e6:.1f} MB")
+        bar.refresh()
+
+    def _end_progress(self, fetcher: ChunkFetcher) -> None:
+        bar = self._progress.pop(id(fetcher), None)
+        if bar is not None:
+            bar.close()
 
     def clear(self) -> None:
         with _quick_removal():

@@ -1,4 +1,4 @@
-"""Pyramid levels that answer at once: what is fetched, else the coarse level, never a wait.
+"""Pyramid levels that answer at once: what is fetched, else a coarser view, never a wait.
 
 napari slices an image by calling ``np.asarray(level[key])`` on the thread that asks for
 the view, which for napari's default (synchronous) slicing is the main thread. On a lazy
@@ -6,17 +6,19 @@ remote array that call is a download: one 256³ chunk of a portal tomogram is 64
 at full resolution touches a whole slab of them, and napari would freeze for seconds every
 time the user moves the z slider.
 
-A :class:`ProgressiveLevel` stands in for one level. Indexing it is free (it returns a lazy
-view); converting a view to an array returns the real voxels when every chunk they need is
-in memory, and otherwise a nearest-neighbour preview cut from the coarsest level, which is
-in memory from the start, while a :class:`ChunkFetcher` downloads the missing chunks in
-the background and then calls ``on_ready`` (the widget refreshes the layer, and the
-second slice finds everything cached). So the first image is on screen as soon as the
-coarsest level is read, and the view sharpens when its chunks land.
+A :class:`ProgressiveLevel` stands in for each level. Indexing it is free (it returns a lazy
+view); converting a view to an array returns the real voxels when every z-plane it needs is
+in memory, and otherwise the same view cut from the finest coarser level that has its
+planes (or the nearest plane of the coarsest level fetched so far), while a
+:class:`ChunkFetcher` fetches what is missing in the background and then calls
+``on_ready`` (the widget refreshes the layer, and the next slice finds the planes). The
+coarsest level's plane goes first, so the view is blurry within one small read and sharp
+when its own planes land.
 
-Fetches are whole chunks, kept decoded in a least-recently-used cache with a byte budget,
-so moving through z inside a slab costs nothing; a newer view's request goes before older
-ones, and requests nobody is waiting for any more are dropped.
+What is kept in memory are decoded z-planes of chunks (:class:`PlaneCache`), not whole
+chunks: a 2D view of a portal tomogram reads only the blosc blocks holding its plane
+(:mod:`.chunks`, ~0.5 MB per chunk instead of 63 MB), so memory follows what is on screen.
+Views deeper than a quarter chunk (3D rendering) read whole chunks.
 """
 
 from __future__ import annotations
@@ -27,17 +29,20 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
+from .chunks import ChunkSource, PlaneBlock, chunk_sources
 from .pyramid import Pyramid
 
 __all__ = [
-    "ChunkCache",
     "ChunkFetcher",
+    "FetchProgress",
+    "PlaneCache",
     "ProgressiveLevel",
     "fetchers_in",
     "progressive_levels",
@@ -46,140 +51,260 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE_BYTES = int(os.environ.get("NAPARI_CRYOET_PORTAL_CACHE_MB", "1024")) << 20
-"""Decoded chunks kept in memory, all layers together (``NAPARI_CRYOET_PORTAL_CACHE_MB``,
-default 1 GB): one full-resolution slab of a typical portal tomogram."""
-
-ChunkKey = tuple[int, int, tuple[int, ...]]  # (fetcher, level, chunk grid position)
-_fetcher_ids = itertools.count()
+CACHE_MB_ENV = "NAPARI_CRYOET_PORTAL_CACHE_MB"
+DEFAULT_CACHE_MB = 192
 
 
-class ChunkCache:
-    """Decoded chunks by (fetcher, level, grid position), least recently used dropped first.
+def _cache_bytes_from_env() -> int:
+    """``NAPARI_CRYOET_PORTAL_CACHE_MB`` as bytes; anything but a positive number → default."""
+    text = os.environ.get(CACHE_MB_ENV, "").strip()
+    try:
+        megabytes = float(text) if text else DEFAULT_CACHE_MB
+    except ValueError:
+        logger.warning("%s=%r is not a number; using %d MB", CACHE_MB_ENV, text, DEFAULT_CACHE_MB)
+        megabytes = DEFAULT_CACHE_MB
+    if megabytes <= 0:
+        megabytes = DEFAULT_CACHE_MB
+    return int(megabytes * (1 << 20))
 
-    A view that needs more than ``max_bytes`` raises it to that much: its chunks must all
-    be in memory at once to be shown.
-    """
 
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
+PlaneKey = tuple[int, int, tuple[int, ...], int]  # (owner, level, chunk grid position, local z)
+_owner_ids = itertools.count()
+
+
+class PlaneCache:
+    """Decoded z-planes of chunks, least recently used dropped first, within a byte budget
+    shared by every open layer (``NAPARI_CRYOET_PORTAL_CACHE_MB``, default 192 MB: the
+    planes of dozens of full-resolution views of a portal tomogram)."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = _cache_bytes_from_env() if max_bytes is None else max_bytes
         self.nbytes = 0
-        self._chunks: OrderedDict[ChunkKey, np.ndarray] = OrderedDict()
+        self._planes: OrderedDict[PlaneKey, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: ChunkKey) -> np.ndarray | None:
+    def get(self, key: PlaneKey) -> np.ndarray | None:
         with self._lock:
-            chunk = self._chunks.get(key)
-            if chunk is not None:
-                self._chunks.move_to_end(key)
-            return chunk
+            plane = self._planes.get(key)
+            if plane is not None:
+                self._planes.move_to_end(key)
+            return plane
 
-    def __contains__(self, key: ChunkKey) -> bool:
+    def __contains__(self, key: PlaneKey) -> bool:
         with self._lock:
-            return key in self._chunks
+            return key in self._planes
 
-    def put(self, key: ChunkKey, chunk: np.ndarray) -> None:
+    def __len__(self) -> int:
+        return len(self._planes)
+
+    def put_block(self, owner: int, level: int, pos: tuple[int, ...], block: PlaneBlock, protect: int = 0) -> None:
+        """Keep each plane of ``block``; never evict the ``protect`` newest planes (those of
+        the view being assembled)."""
         with self._lock:
-            old = self._chunks.pop(key, None)
-            if old is not None:
-                self.nbytes -= old.nbytes
-            self._chunks[key] = chunk
-            self.nbytes += chunk.nbytes
-            while self.nbytes > self.max_bytes and len(self._chunks) > 1:
-                _, dropped = self._chunks.popitem(last=False)
+            for i, plane in enumerate(block.data):
+                key = (owner, level, pos, block.z0 + i)
+                old = self._planes.pop(key, None)
+                if old is not None:
+                    self.nbytes -= old.nbytes
+                self._planes[key] = plane
+                self.nbytes += plane.nbytes
+            while self.nbytes > self.max_bytes and len(self._planes) > max(1, protect):
+                _, dropped = self._planes.popitem(last=False)
                 self.nbytes -= dropped.nbytes
 
     def clear(self) -> None:
         with self._lock:
-            self._chunks.clear()
+            self._planes.clear()
             self.nbytes = 0
 
     def drop(self, owner: int) -> None:
-        """Forget the chunks of one fetcher."""
+        """Forget the planes of one owner (a closed layer)."""
         with self._lock:
-            for key in [k for k in self._chunks if k[0] == owner]:
-                self.nbytes -= self._chunks.pop(key).nbytes
+            for key in [k for k in self._planes if k[0] == owner]:
+                self.nbytes -= self._planes.pop(key).nbytes
 
 
-_CHUNK_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cryoet-chunk")
-"""Chunk reads in flight at once, all layers together (each one GET and one decode)."""
-
-SHARED_CACHE = ChunkCache()
+SHARED_CACHE = PlaneCache()
 """The cache fetchers use unless given another: one memory budget for all open layers."""
+
+_CHUNK_READERS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="cryoet-chunk")
+"""Chunk reads in flight at once, all layers together (ranged GETs and decodes)."""
+
+Box = tuple[tuple[int, int], ...]  # per axis [start, stop) in voxels of one level
+
+
+@dataclass(frozen=True)
+class FetchProgress:
+    """Where the current fetch stands: chunk parts read of those needed, bytes received."""
+
+    level: int
+    done: int
+    total: int
+    nbytes: int
+    finished: bool = False
+
+
+class _Levels:
+    """The shared state of one layer's levels: sources, placement, the plane cache."""
+
+    def __init__(
+        self,
+        sources: Sequence[ChunkSource],
+        scales: Sequence[Sequence[float]],
+        translations: Sequence[Sequence[float]],
+        cache: PlaneCache,
+    ) -> None:
+        self.sources = tuple(sources)
+        self.scales = tuple(tuple(float(v) for v in s) for s in scales)
+        self.translations = tuple(tuple(float(v) for v in t) for t in translations)
+        self.cache = cache
+        self.owner = next(_owner_ids)
+        self.top = len(self.sources) - 1
+
+    def map_index(self, level: int, to: int, axis: int, index: np.ndarray) -> np.ndarray:
+        """Voxel indices of ``level`` on ``axis`` → nearest voxel indices of level ``to``."""
+        s, t = self.scales[level][axis], self.translations[level][axis]
+        cs, ct = self.scales[to][axis], self.translations[to][axis]
+        # voxel centres: physical = t + s * i; index at ``to`` = (physical - ct) / cs
+        mapped = np.rint((t + s * index - ct) / cs).astype(np.intp)
+        return np.clip(mapped, 0, self.sources[to].shape[axis] - 1)
+
+    def grid(self, level: int, box: Box) -> list[tuple[int, ...]]:
+        chunks = self.sources[level].chunks
+        return list(
+            itertools.product(*(range(lo // c, max(lo // c + 1, -(-hi // c))) for (lo, hi), c in zip(box, chunks)))
+        )
+
+    def missing(self, level: int, box: Box) -> list[tuple[tuple[int, ...], int, int]]:
+        """Chunks with planes of ``box`` not in memory, as (position, local z0, local z1)."""
+        out = []
+        cz = self.sources[level].chunks[0]
+        z_lo, z_hi = box[0]
+        for pos in self.grid(level, box):
+            base = pos[0] * cz
+            z0, z1 = max(z_lo, base) - base, min(z_hi, base + cz) - base
+            if any((self.owner, level, pos, z) not in self.cache for z in range(z0, z1)):
+                out.append((pos, z0, z1))
+        return out
+
+    def gather(self, level: int, index: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Voxels at the index arrays (one per axis, sorted) of ``level``, or None if a
+        plane is not in memory."""
+        source = self.sources[level]
+        out = np.empty(tuple(len(i) for i in index), source.dtype)
+        cz, cy, cx = source.chunks
+        iz, iy, ix = index
+        ys = _split_by_chunk(iy, cy)
+        xs = _split_by_chunk(ix, cx)
+        for oz, z in enumerate(iz.tolist()):
+            pz, lz = divmod(z, cz)
+            for py, (ysel, ylocal) in ys.items():
+                for px, (xsel, xlocal) in xs.items():
+                    plane = self.cache.get((self.owner, level, (pz, py, px), lz))
+                    if plane is None:
+                        return None
+                    out[oz, ysel, xsel] = plane[ylocal][:, xlocal]
+        return out
+
+
+def _split_by_chunk(index: np.ndarray, chunk: int) -> dict[int, tuple[slice, slice | np.ndarray]]:
+    """Sorted indices grouped by chunk: chunk → (slice of the output, chunk-local indices,
+    as a slice when they are evenly spaced: slicing is much cheaper than fancy indexing)."""
+    groups: dict[int, tuple[slice, slice | np.ndarray]] = {}
+    if len(index) == 0:
+        return groups
+    which = index // chunk
+    edges = np.flatnonzero(np.diff(which)) + 1
+    starts = np.concatenate(([0], edges))
+    stops = np.concatenate((edges, [len(index)]))
+    for a, b in zip(starts.tolist(), stops.tolist()):
+        groups[int(which[a])] = (slice(a, b), _as_slice(index[a:b] - which[a] * chunk))
+    return groups
+
+
+def _as_slice(local: np.ndarray) -> slice | np.ndarray:
+    if len(local) == 1:
+        return slice(int(local[0]), int(local[0]) + 1)
+    steps = np.diff(local)
+    if steps[0] > 0 and np.all(steps == steps[0]):
+        return slice(int(local[0]), int(local[-1]) + 1, int(steps[0]))
+    return local
 
 
 class ChunkFetcher:
-    """Downloads whole chunks of pyramid levels in the background, newest request first.
+    """Fetches the z-planes of views in the background, newest request first.
 
-    ``sources[level]`` is anything sliceable to a numpy array with a ``chunks`` attribute
-    (a zarr array; slicing a chunk-aligned box of it fetches its chunks concurrently).
-    ``on_ready`` is called from the fetch thread after each request has landed.
+    Callbacks run on the fetch thread: ``on_ready`` after planes have landed (the coarse
+    plane first, then the requested level's), ``on_error`` when a read failed (the view
+    keeps its preview and is asked for again on the next slice), ``on_progress`` with a
+    :class:`FetchProgress` as parts arrive.
     """
 
     def __init__(
         self,
-        sources: Sequence[Any],
+        levels: _Levels,
         *,
-        cache: ChunkCache | None = None,
         max_pending: int = 1,
         settle_s: float = 0.03,
         on_ready: Callable[[], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[[FetchProgress], None] | None = None,
     ) -> None:
-        self.sources = tuple(sources)
-        self.cache = cache if cache is not None else SHARED_CACHE
-        self.id = next(_fetcher_ids)
-        #: called from the fetch thread when a request has landed / failed
+        self.levels = levels
         self.on_ready = on_ready
         self.on_error = on_error
+        self.on_progress = on_progress
         #: requests kept waiting (the newest ones): a view the user has left is not fetched
         self.max_pending = max_pending
         #: how long a request waits before it is served, so that the views napari passes
         #: through while a layer is added or the camera moves are superseded, not fetched
         self.settle_s = settle_s
         self.errors: list[BaseException] = []
-        self._pending: OrderedDict[tuple[int, tuple[tuple[int, int], ...]], None] = OrderedDict()
+        self._pending: OrderedDict[tuple[int, Box], None] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._running = 0
         self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryoet-chunks")
+        self._cancelled = 0  # bumped by cancel(): parts of older fetches are dropped
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryoet-fetch")
 
-    # --- geometry ---------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        return self.levels.owner
 
-    def chunk_shape(self, level: int) -> tuple[int, ...]:
-        return tuple(int(c) for c in self.sources[level].chunks)
+    @property
+    def sources(self) -> tuple[ChunkSource, ...]:
+        return self.levels.sources
 
-    def grid_box(self, level: int, box: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-        """The chunk-grid box (first, last + 1 per axis) covering voxel box ``box``."""
-        return tuple(
-            (lo // c, max(lo // c + 1, -(-hi // c)))
-            for (lo, hi), c in zip(box, self.chunk_shape(level))
-        )
+    @property
+    def cache(self) -> PlaneCache:
+        return self.levels.cache
 
-    def missing(self, level: int, grid: Sequence[tuple[int, int]]) -> list[tuple[int, ...]]:
-        return [
-            pos
-            for pos in itertools.product(*(range(a, b) for a, b in grid))
-            if (self.id, level, pos) not in self.cache
-        ]
+    @property
+    def bytes_read(self) -> int:
+        return sum(s.bytes_read for s in self.levels.sources)
 
-    def chunk(self, level: int, pos: tuple[int, ...]) -> np.ndarray | None:
-        return self.cache.get((self.id, level, pos))
+    @property
+    def requests(self) -> int:
+        return sum(s.requests for s in self.levels.sources)
 
     # --- requests ---------------------------------------------------------------------------
 
-    def request(self, level: int, grid: tuple[tuple[int, int], ...]) -> None:
-        """Fetch the chunks of ``grid`` (if still missing when its turn comes)."""
+    def request(self, level: int, box: Box) -> None:
+        """Fetch the planes of ``box`` at ``level`` (if still missing when its turn comes)."""
         with self._lock:
             if self._closed:
                 return
-            key = (level, grid)
+            key = (level, tuple(box))
             self._pending.pop(key, None)
             self._pending[key] = None
             while len(self._pending) > self.max_pending:
                 self._pending.popitem(last=False)  # the oldest view is no longer wanted
         self._executor.submit(self._work)
+
+    def fetch_now(self, level: int, box: Box) -> None:
+        """Fetch ``box`` on the calling thread (a worker's), errors raised."""
+        self._fetch_box(level, box, self._cancelled)
 
     @property
     def idle(self) -> bool:
@@ -194,14 +319,22 @@ class ChunkFetcher:
     def _idle(self) -> bool:
         return not self._pending and self._running == 0
 
+    def cancel(self) -> None:
+        """Drop what is pending; parts still in flight land but nothing more is started."""
+        with self._lock:
+            self._pending.clear()
+            self._cancelled += 1
+            self._wake.notify_all()
+
     def close(self) -> None:
-        """Drop pending requests and this fetcher's chunks; later requests are ignored."""
+        """Drop pending requests and this layer's planes; later requests are ignored."""
         with self._lock:
             self._closed = True
             self._pending.clear()
+            self._cancelled += 1
             self._wake.notify_all()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.cache.drop(self.id)
+        self.levels.cache.drop(self.levels.owner)
 
     def _work(self) -> None:
         if self.settle_s:
@@ -209,14 +342,20 @@ class ChunkFetcher:
         with self._lock:
             if self._closed or not self._pending:
                 return  # its request was dropped, or served by an earlier turn
-            (level, grid), _ = self._pending.popitem(last=True)  # newest first
+            (level, box), _ = self._pending.popitem(last=True)  # newest first
             self._running += 1
+            generation = self._cancelled
         try:
-            self._fetch(level, grid)
-            if self.on_ready is not None and not self._closed:
-                self.on_ready()
+            top = self.levels.top
+            if level != top:  # the coarse plane first: a blurry view within one small read
+                coarse = self._coarse_box(level, box)
+                if self.levels.missing(top, coarse):
+                    self._fetch_box(top, coarse, generation)
+                    self._ready()
+            self._fetch_box(level, box, generation)
+            self._ready()
         except BaseException as exc:  # noqa: BLE001 - kept for the caller, the view keeps its preview
-            logger.warning("fetching chunks failed: %s", exc)
+            logger.warning("fetching voxels failed: %s", exc)
             self.errors.append(exc)
             if self.on_error is not None and not self._closed:
                 self.on_error(exc)
@@ -225,51 +364,60 @@ class ChunkFetcher:
                 self._running -= 1
                 self._wake.notify_all()
 
-    def _fetch(self, level: int, grid: tuple[tuple[int, int], ...]) -> None:
-        missing = self.missing(level, grid)
+    def _ready(self) -> None:
+        if self.on_ready is not None and not self._closed:
+            self.on_ready()
+
+    def _coarse_box(self, level: int, box: Box) -> Box:
+        top = self.levels.top
+        out = []
+        for axis, (lo, hi) in enumerate(box):
+            ends = self.levels.map_index(level, top, axis, np.array([lo, hi - 1]))
+            out.append((int(ends[0]), int(ends[1]) + 1))
+        return tuple(out)
+
+    def _fetch_box(self, level: int, box: Box, generation: int) -> None:
+        levels = self.levels
+        missing = levels.missing(level, box)
         if not missing:
             return
-        source = self.sources[level]
-        chunks = self.chunk_shape(level)
-        view = tuple(
-            slice(a * c, min(b * c, n)) for (a, b), c, n in zip(grid, chunks, source.shape)
-        )
-        needed = int(np.prod([b.stop - b.start for b in view])) * np.dtype(source.dtype).itemsize
-        if needed > self.cache.max_bytes:  # the view needs more than the budget: it gets it
-            logger.info("chunk cache grows to %d MB for one view", needed >> 20)
-            self.cache.max_bytes = needed
+        source = levels.sources[level]
+        depth = box[0][1] - box[0][0]
+        partial = source.wants_partial(depth)
+        protect = len(levels.grid(level, box)) * (depth if partial else source.chunks[0])
+        start_bytes = self.bytes_read
+        done = 0
 
-        def read(pos: tuple[int, ...]) -> None:
-            box = tuple(slice(p * c, min((p + 1) * c, n)) for p, c, n in zip(pos, chunks, source.shape))
-            self.cache.put((self.id, level, pos), np.asarray(source[box]))
+        def read(job: tuple[tuple[int, ...], int, int]) -> None:
+            if self._cancelled != generation:
+                return  # cancelled or closed: don't start more reads
+            pos, z0, z1 = job
+            block = source.read_planes(pos, z0, z1) if partial else PlaneBlock(0, source.read_chunk(pos))
+            if self._cancelled == generation:
+                levels.cache.put_block(levels.owner, level, pos, block, protect=protect)
 
-        # chunk by chunk, a few at a time: each is decoded straight into the array the cache
-        # keeps (one box around them all would hold every chunk twice while it is cut up)
+        self._progress(level, 0, len(missing), 0)
         for _ in _CHUNK_READERS.map(read, missing):
-            pass
+            done += 1
+            self._progress(level, done, len(missing), self.bytes_read - start_bytes)
+        self._progress(level, done, len(missing), self.bytes_read - start_bytes, finished=True)
+
+    def _progress(self, level: int, done: int, total: int, nbytes: int, finished: bool = False) -> None:
+        if self.on_progress is not None and not self._closed:
+            self.on_progress(FetchProgress(level, done, total, nbytes, finished))
 
 
 class ProgressiveLevel:
     """One pyramid level as napari sees it: shape and dtype of the real level, reads that
     never wait (see the module docstring)."""
 
-    def __init__(
-        self,
-        fetcher: ChunkFetcher,
-        level: int,
-        preview: np.ndarray,
-        to_preview: Sequence[tuple[float, float]],
-    ) -> None:
-        """``to_preview[d] = (a, b)`` maps a voxel index ``i`` of this level on axis ``d`` to
-        the preview's index ``round(a * i + b)`` (both grids in physical space)."""
-        source = fetcher.sources[level]
+    def __init__(self, fetcher: ChunkFetcher, level: int) -> None:
+        source = fetcher.levels.sources[level]
         self.fetcher = fetcher
         self.level = level
         self.shape = tuple(int(n) for n in source.shape)
         self.dtype = np.dtype(source.dtype)
         self.ndim = len(self.shape)
-        self.preview = preview
-        self.to_preview = tuple(to_preview)
 
     @property
     def size(self) -> int:
@@ -277,12 +425,12 @@ class ProgressiveLevel:
 
     @property
     def chunks(self) -> tuple[int, ...]:
-        return self.fetcher.chunk_shape(self.level)
+        return self.fetcher.levels.sources[self.level].chunks
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, key: Any) -> "_View":
+    def __getitem__(self, key: Any) -> _View:
         return _View(self, tuple(range(n) for n in self.shape))[key]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -307,10 +455,10 @@ class _View:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
-    def __getitem__(self, key: Any) -> "_View":
+    def __getitem__(self, key: Any) -> _View:
         key = _expand(key if isinstance(key, tuple) else (key,), self.ndim)
         parts = iter(key)
-        axes = []
+        axes: list[range | int] = []
         for axis in self.axes:
             if isinstance(axis, int):
                 axes.append(axis)
@@ -328,55 +476,63 @@ class _View:
         out = self._read()
         return out if dtype is None else out.astype(dtype, copy=False)
 
+    def _index(self) -> list[np.ndarray]:
+        return [np.asarray(a if isinstance(a, range) else [a], dtype=np.intp) for a in self.axes]
+
     def _read(self) -> np.ndarray:
         base = self.base
-        fetcher = base.fetcher
         if self.size == 0:
             return np.zeros(self.shape, base.dtype)
-        box = [(a, a + 1) if isinstance(a, int) else (min(a[0], a[-1]), max(a[0], a[-1]) + 1) for a in self.axes]
-        grid = fetcher.grid_box(base.level, box)
-        if fetcher.missing(base.level, grid):
-            fetcher.request(base.level, grid)
-            return self._preview()
-        assembled = self._assemble(grid)
-        if assembled is None:  # evicted between the check and the read: ask again
-            fetcher.request(base.level, grid)
-            return self._preview()
-        return assembled
+        levels = base.fetcher.levels
+        index = self._index()
+        box = tuple((int(i[0]), int(i[-1]) + 1) for i in index)
+        found = levels.gather(base.level, index)
+        if found is not None:
+            return found.reshape(self.shape)
+        base.fetcher.request(base.level, box)
+        return self._preview(index).reshape(self.shape)
 
-    def _assemble(self, grid: tuple[tuple[int, int], ...]) -> np.ndarray | None:
+    def _preview(self, index: list[np.ndarray]) -> np.ndarray:
+        """The view cut from the finest coarser level whose planes are in memory, else from
+        the coarsest level's nearest plane in z, else zeros."""
         base = self.base
-        chunks = base.fetcher.chunk_shape(base.level)
-        out = np.empty(self.shape, base.dtype)
-        for pos in itertools.product(*(range(a, b) for a, b in grid)):
-            chunk = base.fetcher.chunk(base.level, pos)
-            if chunk is None:
-                return None
-            src, dst = [], []
-            for axis, p, c in zip(self.axes, pos, chunks):
-                lo, hi = p * c, (p + 1) * c
-                if isinstance(axis, int):
-                    src.append(axis - lo)
-                    continue
-                first, stop = _positions_in(axis, lo, hi)
-                if first >= stop:
-                    break
-                values = axis[first:stop]
-                src.append(slice(values[0] - lo, values[-1] - lo + 1, axis.step))
-                dst.append(slice(first, stop))
-            else:
-                out[tuple(dst)] = chunk[tuple(src)]
-        return out
+        levels = base.fetcher.levels
+        for level in range(base.level + 1, levels.top + 1):
+            mapped = [levels.map_index(base.level, level, axis, i) for axis, i in enumerate(index)]
+            found = _gather_mapped(levels, level, mapped)
+            if found is not None:
+                return found
+        nearest = _nearest_plane(levels, base.level, index)
+        if nearest is not None:
+            return nearest
+        return np.zeros(tuple(len(i) for i in index), base.dtype)
 
-    def _preview(self) -> np.ndarray:
-        base = self.base
-        index = []
-        for axis, (a, b), n in zip(self.axes, base.to_preview, base.preview.shape):
-            values = np.asarray(axis if isinstance(axis, range) else [axis])
-            mapped = np.clip(np.rint(a * values + b).astype(np.intp), 0, n - 1)
-            index.append(mapped if isinstance(axis, range) else mapped[:1])
-        out = base.preview[np.ix_(*index)]
-        return out.reshape(self.shape).astype(base.dtype, copy=False)
+
+def _gather_mapped(levels: _Levels, level: int, mapped: list[np.ndarray]) -> np.ndarray | None:
+    """``gather`` for index arrays that may repeat (upsampled): gather the unique ones, expand."""
+    uniques, inverses = zip(*(np.unique(m, return_inverse=True) for m in mapped))
+    found = levels.gather(level, list(uniques))
+    if found is None:
+        return None
+    return found[np.ix_(*inverses)]
+
+
+def _nearest_plane(levels: _Levels, level: int, index: list[np.ndarray]) -> np.ndarray | None:
+    """A single-plane view from the coarsest level's cached plane nearest in z (the user moved
+    faster than the coarse planes arrive: something close beats black)."""
+    if len(index[0]) != 1:
+        return None
+    top = levels.top
+    mapped = [levels.map_index(level, top, axis, i) for axis, i in enumerate(index)]
+    z = int(mapped[0][0])
+    depth = levels.sources[top].shape[0]
+    for dz in range(1, depth):
+        for candidate in (z - dz, z + dz):
+            if 0 <= candidate < depth:
+                found = _gather_mapped(levels, top, [np.array([candidate]), mapped[1], mapped[2]])
+                if found is not None:
+                    return found
+    return None
 
 
 def _expand(key: tuple, ndim: int) -> tuple:
@@ -392,59 +548,57 @@ def _expand(key: tuple, ndim: int) -> tuple:
     return key + (slice(None),) * (ndim - len(key))
 
 
-def _positions_in(axis: range, lo: int, hi: int) -> tuple[int, int]:
-    """Positions ``p`` (a slice ``first:stop``) of ``axis`` whose values lie in [lo, hi)."""
-    start, step = axis.start, axis.step  # step > 0: views never hold descending ranges
-    first = max(0, -(-(lo - start) // step))
-    stop = max(0, -(-(hi - start) // step))
-    n = len(axis)
-    return min(first, n), min(stop, n)
-
-
 def progressive_levels(
-    sources: Sequence[Any],
+    sources: Sequence[ChunkSource],
     scales: Sequence[Sequence[float]],
     translations: Sequence[Sequence[float]],
-    coarsest: np.ndarray,
     *,
-    cache: ChunkCache | None = None,
+    cache: PlaneCache | None = None,
     on_ready: Callable[[], None] | None = None,
-) -> tuple[list[Any], ChunkFetcher]:
-    """Levels for napari: every level but the coarsest wrapped, the coarsest as the array
-    ``coarsest`` (already read). ``scales``/``translations`` place each level in physical
-    space (for the previews); they must be those the layer is displayed with."""
-    fetcher = ChunkFetcher(sources, cache=cache, on_ready=on_ready)
-    top = len(sources) - 1
-    levels: list[Any] = []
-    for level in range(top):
-        to_preview = [
-            (s / cs, (t - ct) / cs)
-            for s, t, cs, ct in zip(scales[level], translations[level], scales[top], translations[top])
-        ]
-        levels.append(ProgressiveLevel(fetcher, level, coarsest, to_preview))
-    levels.append(coarsest)
-    return levels, fetcher
+) -> tuple[list[ProgressiveLevel], ChunkFetcher]:
+    """A :class:`ProgressiveLevel` per source, sharing one fetcher. ``scales`` and
+    ``translations`` place each level in physical space (for previews across levels)."""
+    levels = _Levels(sources, scales, translations, cache if cache is not None else SHARED_CACHE)
+    fetcher = ChunkFetcher(levels, on_ready=on_ready)
+    return [ProgressiveLevel(fetcher, k) for k in range(len(sources))], fetcher
 
 
-def progressive_pyramid(pyramid: Pyramid, *, cache: ChunkCache | None = None) -> Pyramid:
-    """``pyramid`` with progressive levels (reads the coarsest level now: call it in a worker).
+def first_view_box(shape: Sequence[int]) -> Box:
+    """The plane napari shows first: the middle z-plane, whole in y and x."""
+    z = shape[0] // 2
+    return ((z, z + 1), *((0, int(n)) for n in shape[1:]))
 
-    A pyramid with one level, or without zarr arrays behind it, comes back as it is.
+
+def progressive_pyramid(
+    pyramid: Pyramid,
+    *,
+    cache: PlaneCache | None = None,
+    endpoint_url: str | None = None,
+) -> Pyramid:
+    """``pyramid`` with progressive levels, the coarsest level's middle plane already read
+    (one small ranged read: call it in a worker). That plane is also the pyramid's
+    ``sample`` (for contrast limits) when the Pyramid type has one.
+
+    Anything but a 3D pyramid of zarr arrays comes back as it is.
     """
-    if len(pyramid.levels) < 2 or len(pyramid.arrays) != len(pyramid.levels):
+    if not pyramid.arrays or len(pyramid.arrays) != len(pyramid.levels) or len(pyramid.shapes[0]) != 3:
         return pyramid
-    coarsest = np.asarray(pyramid.levels[-1])
-    levels, _ = progressive_levels(
-        pyramid.arrays, pyramid.scales, pyramid.translations, coarsest, cache=cache
-    )
-    return replace(pyramid, levels=tuple(levels))
+    sources = chunk_sources(pyramid, endpoint_url=endpoint_url)
+    levels, fetcher = progressive_levels(sources, pyramid.scales, pyramid.translations, cache=cache)
+    top = levels[-1]
+    box = first_view_box(top.shape)
+    fetcher.fetch_now(len(levels) - 1, box)
+    changes: dict[str, Any] = {"levels": tuple(levels)}
+    if "sample" in {f.name for f in fields(pyramid)}:
+        changes["sample"] = np.asarray(top[box[0][0]])
+    return replace(pyramid, **changes)
 
 
 def fetchers_in(data: Any) -> list[ChunkFetcher]:
     """The fetchers behind layer data (a level or a list of levels), each once."""
-    levels = data if isinstance(data, (list, tuple)) else [data]
+    items = data if isinstance(data, (list, tuple)) else [data]
     found: dict[int, ChunkFetcher] = {}
-    for level in levels:
+    for level in items:
         if isinstance(level, ProgressiveLevel):
             found.setdefault(id(level.fetcher), level.fetcher)
     return list(found.values())
