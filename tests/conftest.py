@@ -70,6 +70,7 @@ def portal(demo_portal):
     """The session's demo portal with empty request logs."""
     demo_portal.graphql.reset_log()
     demo_portal.s3.reset_log()
+    demo_portal.files.reset_log()
     return demo_portal
 
 

@@ -69,6 +69,8 @@ def test_file_server_ranges_and_confinement(portal):
     assert http.request("GET", portal.files_url + "../tables.json").status == 404
     assert http.request("GET", portal.files_url + "%2e%2e/tables.json").status == 404
     assert http.request("GET", portal.files_url + "nope").status == 404
+    logged = [(r.method, r.status, r.nbytes, r.range) for r in portal.files.requests]
+    assert logged[:2] == [("GET", 206, 16, "bytes=0-15"), ("GET", 200, len(whole), None)]
 
 
 def test_parse_range_forms():

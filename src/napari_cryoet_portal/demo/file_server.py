@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,9 @@ from urllib.parse import unquote
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .link import Link, shaped
-from .ranges import ObjectBody, respond
+from .ranges import ObjectBody, ObjectRequest, respond
 
-__all__ = ["FileRequest", "FileServer"]
-
-FileRequest = tuple[str, str, int]  # method, path, status
+__all__ = ["FileServer"]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -41,7 +40,7 @@ class FileServer:
         self.host = host
         self.port = port
         self.link = link
-        self._log: list[FileRequest] = []
+        self._log: list[ObjectRequest] = []
         self._lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -79,7 +78,7 @@ class FileServer:
         return f"http://{self.host}:{self.port}/"
 
     @property
-    def requests(self) -> list[FileRequest]:
+    def requests(self) -> list[ObjectRequest]:
         with self._lock:
             return list(self._log)
 
@@ -96,19 +95,37 @@ class FileServer:
             status[0] = int(line.split()[0])
             return start_response(line, headers, exc_info)
 
-        try:
-            if method not in ("GET", "HEAD"):
-                capture("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")])
-                return [b""]
+        if method not in ("GET", "HEAD"):
+            capture("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")])
+            body: Iterable[bytes] = [b""]
+        else:
             file = self._file(path)
             if file is None:
                 message = b"not found\n"
                 capture("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(message)))])
-                return [message] if method == "GET" else [b""]
-            return respond(environ, capture, _file_body(file))
+                body = [message] if method == "GET" else [b""]
+            else:
+                body = respond(environ, capture, _file_body(file))
+        return self._logged(body, environ, status)
+
+    def _logged(self, body: Iterable[bytes], environ: dict, status: list[int]) -> Iterable[bytes]:
+        """``body``, logging the request with the bytes sent once it has gone out."""
+        nbytes = 0
+        try:
+            for piece in body:
+                nbytes += len(piece)
+                yield piece
         finally:
+            record = ObjectRequest(
+                environ.get("REQUEST_METHOD", ""),
+                environ.get("PATH_INFO", "/"),
+                status[0],
+                nbytes,
+                time.monotonic(),
+                environ.get("HTTP_RANGE"),
+            )
             with self._lock:
-                self._log.append((method, environ.get("PATH_INFO", "/"), status[0]))
+                self._log.append(record)
 
     def _file(self, path: str) -> Path | None:
         """The file ``path`` names under the root; never anything outside it."""

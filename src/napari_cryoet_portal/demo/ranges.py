@@ -15,10 +15,23 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 
-__all__ = ["ObjectBody", "parse_range", "respond"]
+__all__ = ["ObjectBody", "ObjectRequest", "parse_range", "respond"]
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 _PIECE = 1 << 20  # read and send in pieces of this size: a 63 MB chunk never sits in memory twice
+
+
+@dataclass(frozen=True)
+class ObjectRequest:
+    """One request as the demo servers log it: what was asked, answered and sent, and when
+    (``time.monotonic()`` once the last byte went out)."""
+
+    method: str
+    path: str
+    status: int
+    nbytes: int
+    time: float
+    range: str | None = None  # the request's Range header, if any
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote
@@ -28,7 +27,7 @@ from urllib.parse import parse_qs, unquote
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .link import Link, shaped
-from .ranges import ObjectBody, respond
+from .ranges import ObjectBody, ObjectRequest, respond
 
 __all__ = ["S3Request", "S3Server"]
 
@@ -40,14 +39,7 @@ _REGION = "us-west-2"
 _VIRTUAL_MODIFIED = 1_704_067_200.0  # 2024-01-01: generated objects never change
 
 
-@dataclass(frozen=True)
-class S3Request:
-    method: str
-    path: str
-    status: int
-    nbytes: int
-    time: float
-    range: str | None = None  # the request's Range header, if any
+S3Request = ObjectRequest  # the S3 server's log records (same fields as the file server's)
 
 
 class S3Server:
