@@ -126,3 +126,167 @@ def test_missing_chunk_reads_as_fill_value(tmp_path):
     (tmp_path / "t.zarr" / "2" / "0" / "0" / "0").unlink()
     p = open_pyramid(tmp_path / "t.zarr")
     assert not np.asarray(p.levels[2]).any()
+
+
+# --- stores as the portal has written them over the years ----------------------------------
+
+
+def write_store(
+    path,
+    levels: list[np.ndarray],
+    *,
+    axes=("z", "y", "x"),
+    units=("angstrom",) * 3,
+    scales=None,
+    translations=None,
+    chunks=(8, 8, 8),
+):
+    """A zarr v2 NGFF 0.4 store holding ``levels`` as given (stored axis order), metadata
+    written by hand: axes without a unit where ``units`` has None."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    datasets = []
+    for k, data in enumerate(levels):
+        array = group.create_array(
+            str(k),
+            shape=data.shape,
+            chunks=tuple(min(c, n) for c, n in zip((1,) * (data.ndim - 3) + chunks, data.shape)),
+            dtype=data.dtype,
+            compressors=Blosc(cname="lz4", clevel=5, shuffle=1),
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+        )
+        array[:] = data
+        transforms = [{"type": "scale", "scale": list(scales[k] if scales else (2.0**k,) * 3)}]
+        if translations:
+            transforms.append({"type": "translation", "translation": list(translations[k])})
+        datasets.append({"path": str(k), "coordinateTransformations": transforms})
+    axes_meta = [
+        {"name": n, "type": "space", **({"unit": u} if u else {})} for n, u in zip(axes, units)
+    ]
+    attrs = {"multiscales": [{"version": "0.4", "axes": axes_meta, "datasets": datasets, "name": "/"}]}
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    return path
+
+
+def binned(data: np.ndarray, n: int) -> list[np.ndarray]:
+    out = [data]
+    for _ in range(n - 1):
+        out.append(out[-1][::2, ::2, ::2].copy())
+    return out
+
+
+@pytest.fixture
+def volume():
+    return np.random.default_rng(1).normal(size=(12, 20, 28)).astype("f4")
+
+
+def test_axes_without_unit_take_the_api_voxel_spacing(tmp_path, volume):
+    """Pre-2024 portal stores: no unit, scales 1/2/4; the spacing (Å) is the API's."""
+    store = write_store(tmp_path / "old.zarr", binned(volume, 3), units=(None,) * 3)
+    p = open_pyramid(store, voxel_spacing=13.48)
+    assert p.scales == ((13.48,) * 3, (26.96,) * 3, (53.92,) * 3)
+    assert p.units == ("angstrom",) * 3 and p.scale_source == "voxel spacing"
+    # without a spacing nothing is called Å: the scales stay the store's, units unknown
+    bare = open_pyramid(store)
+    assert bare.scales == ((1.0,) * 3, (2.0,) * 3, (4.0,) * 3)
+    assert bare.units == (None,) * 3 and not bare.in_angstrom
+
+
+def test_a_unitless_scale_is_a_ratio_not_a_spacing(tmp_path, volume):
+    """The backend's test store says 14.08 without a unit in a 12.3 Å folder: the API wins,
+    the ratios between levels stay the metadata's (here not 2×: 3× in z)."""
+    scales = [(14.08,) * 3, (42.24, 28.16, 28.16)]
+    store = write_store(tmp_path / "t.zarr", [volume, volume[::3, ::2, ::2].copy()], units=(None,) * 3, scales=scales)
+    p = open_pyramid(store, voxel_spacing=12.3)
+    assert p.scales[0] == pytest.approx((12.3,) * 3)
+    assert p.scales[1] == pytest.approx((36.9, 24.6, 24.6))
+
+
+def test_units_other_than_angstrom_are_converted(tmp_path, volume):
+    store = write_store(tmp_path / "nm.zarr", binned(volume, 2), units=("nanometer",) * 3, scales=[(1.348,) * 3, (2.696,) * 3])
+    p = open_pyramid(store, voxel_spacing=99.0)  # units present: the API's spacing is not used
+    assert p.scales[0] == pytest.approx((13.48,) * 3) and p.scales[1] == pytest.approx((26.96,) * 3)
+    assert p.units == ("angstrom",) * 3 and p.scale_source == "metadata"
+
+
+def test_axes_stored_x_y_z_are_reordered_to_z_y_x(tmp_path, volume):
+    stored = [level.transpose(2, 1, 0).copy() for level in binned(volume, 2)]  # x, y, z
+    scales = [(3.0, 2.0, 1.0), (6.0, 4.0, 2.0)]  # x, y, z
+    store = write_store(tmp_path / "xyz.zarr", stored, axes=("x", "y", "z"), scales=scales)
+    p = open_pyramid(store)
+    assert p.axes == ("z", "y", "x") and p.stored_axes == ("x", "y", "z")
+    assert p.shapes[0] == volume.shape
+    assert p.scales == ((1.0, 2.0, 3.0), (2.0, 4.0, 6.0))
+    np.testing.assert_array_equal(np.asarray(p.levels[0]), volume)
+    np.testing.assert_array_equal(np.asarray(p.levels[1]), volume[::2, ::2, ::2])
+
+
+def test_reordered_axes_read_progressively_in_z_y_x(tmp_path):
+    """What data.progressive reads for a transposed store is the transposed level, also for
+    a cube (where the shapes cannot tell the orders apart)."""
+    from napari_cryoet_portal.data.progressive import PlaneCache, fetchers_in, progressive_pyramid
+
+    cube = np.random.default_rng(2).normal(size=(16, 16, 16)).astype("f4")
+    store = write_store(tmp_path / "xyz.zarr", [c.transpose(2, 1, 0).copy() for c in binned(cube, 2)], axes=("x", "y", "z"))
+    p = progressive_pyramid(open_pyramid(store), cache=PlaneCache(1 << 24))
+    (fetcher,) = fetchers_in(list(p.levels))
+    fetcher.fetch_now(0, ((0, 16), (0, 16), (0, 16)))
+    np.testing.assert_array_equal(np.asarray(p.levels[0]), cube)
+
+
+@pytest.mark.parametrize("axes", [("c", "y", "x"), ("z", "y", "y"), ("t", "z", "y", "x")])
+def test_axes_that_are_not_z_y_x_are_refused(tmp_path, volume, axes):
+    data = volume if len(axes) == 3 else volume[None]
+    store = write_store(tmp_path / "odd.zarr", [data], axes=axes, units=(None,) * len(axes), scales=[(1.0,) * len(axes)])
+    with pytest.raises(DataAccessError, match="not z, y, x in some order"):
+        open_pyramid(store)
+
+
+def test_float_masks_become_integer_labels(tmp_path):
+    from napari_cryoet_portal.data.pyramid import as_labels
+
+    mask = np.zeros((8, 8, 8), "f4")
+    mask[2:5, 3:6, 1:7] = 1.0
+    mask[0, 0, 0] = 0.6  # a mean-downsampled voxel rounds to the nearer label
+    mask[0, 0, 1] = np.nan
+    store = write_store(tmp_path / "m.zarr", binned(mask, 2), units=(None,) * 3)
+    p = as_labels(open_pyramid(store, voxel_spacing=10.0))
+    assert p.dtype == np.int32 and p.stored_dtype == np.float32
+    assert all(np.issubdtype(np.asarray(level).dtype, np.integer) for level in p.levels)
+    level0 = np.asarray(p.levels[0])
+    expected = np.nan_to_num(mask).round().astype(np.int32)
+    np.testing.assert_array_equal(level0, expected)
+    # what data.progressive reads is the cast level too
+    assert all(np.issubdtype(a.dtype, np.integer) for a in p.arrays)
+    # integer masks are left alone
+    labels = write_store(tmp_path / "i.zarr", binned(expected.astype("i1"), 2))
+    q = open_pyramid(labels)
+    assert as_labels(q) is q
+
+
+def test_a_missing_level_is_dropped_and_noted(tmp_path, volume):
+    store = write_store(tmp_path / "t.zarr", binned(volume, 3))
+    (store / "2" / ".zarray").unlink()
+    p = open_pyramid(store)
+    assert p.missing_levels == ("2",)
+    assert p.shapes == (volume.shape, volume[::2, ::2, ::2].shape)
+    assert p.scales == ((1.0,) * 3, (2.0,) * 3)
+    np.testing.assert_array_equal(np.asarray(p.levels[1]), volume[::2, ::2, ::2])
+
+
+def test_a_missing_full_resolution_opens_with_the_others_in_place(tmp_path, volume):
+    """Level 0 missing: level 1 becomes the finest, its voxel centres where they were
+    (half a fine voxel in), so annotations at the full resolution still line up."""
+    store = write_store(tmp_path / "t.zarr", binned(volume, 3), units=(None,) * 3)
+    (store / "0" / ".zarray").unlink()
+    p = open_pyramid(store, voxel_spacing=10.0)
+    assert p.missing_levels == ("0",)
+    assert p.scales == ((20.0,) * 3, (40.0,) * 3)
+    assert p.translations == ((5.0,) * 3, (15.0,) * 3)
+
+
+def test_a_pyramid_without_any_level_is_a_clear_error(tmp_path, volume):
+    store = write_store(tmp_path / "t.zarr", binned(volume, 2))
+    for k in ("0", "1"):
+        (store / k / ".zarray").unlink()
+    with pytest.raises(DataAccessError, match="no level"):
+        open_pyramid(store)

@@ -3,14 +3,20 @@
 Scales come from the NGFF metadata, never from assumed 2× factors. Opening costs one request
 for ``.zattrs`` plus one per level for ``.zarray``, sent concurrently; voxels are fetched only
 when a view asks for them (one GET per 256³ chunk).
+
+Every pyramid comes out with axes z, y, x and, where it can be known, scales in Å. The
+portal's stores have not always looked like today's: before 2024-03 the axes had no unit and
+the scales were 1/2/4 (the voxel spacing is then the API's), test and legacy stores declare
+x, y, z, masks were float32, and a level the metadata lists may be missing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import dask.array as da
@@ -24,7 +30,22 @@ from zarr.storage import FsspecStore, StorePath
 
 from .storage import DataAccessError, storage_options, to_fsspec_url
 
-__all__ = ["Pyramid", "open_pyramid", "parse_multiscales"]
+__all__ = ["ANGSTROM", "Pyramid", "as_labels", "open_pyramid", "parse_multiscales"]
+
+ANGSTROM = "angstrom"
+
+#: length units NGFF allows (UDUNITS names) that a store may use, in Å
+_UNIT_IN_ANGSTROM = {
+    "angstrom": 1.0,
+    "picometer": 1e-2,
+    "nanometer": 10.0,
+    "micrometer": 1e4,
+    "millimeter": 1e7,
+    "centimeter": 1e8,
+    "meter": 1e10,
+}
+
+_ZYX = ("z", "y", "x")
 
 
 @dataclass(frozen=True)
@@ -38,10 +59,23 @@ class Pyramid:
     #: per level, per axis: physical position of voxel 0 (NGFF translation; usually 0)
     translations: tuple[tuple[float, ...], ...]
     axes: tuple[str, ...]
+    #: per axis; None when neither the store nor a voxel spacing says (then scales are pixels)
     units: tuple[str | None, ...]
     attrs: dict[str, Any]
-    #: the zarr arrays behind ``levels``, for reads that go chunk by chunk (data.progressive)
+    #: what ``levels`` are read from, chunk by chunk (data.progressive): the zarr arrays, or
+    #: the levels themselves where they are transposed or cast
     arrays: tuple[Any, ...] = ()
+    #: level paths the metadata lists whose ``.zarray`` is missing: opened without them
+    missing_levels: tuple[str, ...] = ()
+    #: the store's axis order when it is not z, y, x (the levels are transposed to z, y, x)
+    stored_axes: tuple[str, ...] = ()
+    #: "metadata" (the store's units), or "voxel spacing": a store without units, scaled by
+    #: the API's voxel spacing × each level's NGFF scale ratio to the full resolution
+    scale_source: str = "metadata"
+    #: the stored dtype, when the levels are cast (float masks as integer labels)
+    stored_dtype: np.dtype | None = None
+    #: voxels of the first view at the finest level read so far; set by data.progressive
+    sample: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def dtype(self) -> np.dtype:
@@ -54,6 +88,10 @@ class Pyramid:
     @property
     def nbytes(self) -> int:
         return int(self.levels[0].nbytes)
+
+    @property
+    def in_angstrom(self) -> bool:
+        return all(u == ANGSTROM for u in self.units)
 
 
 @dataclass(frozen=True)
@@ -69,8 +107,10 @@ def parse_multiscales(attrs: dict[str, Any]) -> tuple[list[_Level], tuple[str, .
         multiscales = attrs.get("multiscales") or attrs["ome"]["multiscales"]
         ms = multiscales[0]
         ndim = len(ms["axes"])
-        axes = tuple(a["name"] if isinstance(a, dict) else str(a) for a in ms["axes"])
-        units = tuple(a.get("unit") if isinstance(a, dict) else None for a in ms["axes"])
+        axes = tuple(
+            str(a["name"] if isinstance(a, dict) else a).strip().lower() for a in ms["axes"]
+        )
+        units = tuple((a.get("unit") or None) if isinstance(a, dict) else None for a in ms["axes"])
         outer_scale, outer_translation = _transforms(ms.get("coordinateTransformations"), ndim)
         levels = []
         for dataset in ms["datasets"]:
@@ -84,7 +124,7 @@ def parse_multiscales(attrs: dict[str, Any]) -> tuple[list[_Level], tuple[str, .
                     ),
                 )
             )
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise DataAccessError(f"malformed OME-NGFF multiscales metadata: {exc!r}") from exc
     if not levels:
         raise DataAccessError("OME-NGFF multiscales metadata lists no levels")
@@ -104,13 +144,63 @@ def _transforms(transforms: Sequence[dict[str, Any]] | None, ndim: int) -> tuple
     return tuple(scale), tuple(translation)
 
 
+def _zyx_order(axes: tuple[str, ...], url: str) -> tuple[int, ...]:
+    """The transpose that makes the stored axes z, y, x; refused for anything else."""
+    if sorted(axes) != sorted(_ZYX):
+        raise DataAccessError(
+            f"{url}: axes {', '.join(axes) or '(none)'} are not z, y, x in some order;"
+            " only 3D volumes can be shown"
+        )
+    return tuple(axes.index(name) for name in _ZYX)
+
+
+def _physical(
+    levels: list[_Level], units: tuple[str | None, ...], voxel_spacing: float | None
+) -> tuple[list[_Level], tuple[str | None, ...], str]:
+    """Levels with scales and translations in Å where that can be known, the units, and
+    where the scales came from (see :attr:`Pyramid.scale_source`)."""
+    factors = [_UNIT_IN_ANGSTROM.get(str(u).lower()) if u else None for u in units]
+    if all(f is not None for f in factors):
+        converted = [
+            _Level(
+                lv.path,
+                tuple(s * f for s, f in zip(lv.scale, factors)),
+                tuple(t * f for t, f in zip(lv.translation, factors)),
+            )
+            for lv in levels
+        ]
+        return converted, (ANGSTROM,) * len(units), "metadata"
+    if any(units) or voxel_spacing is None or not voxel_spacing > 0:
+        # other units, or nothing to scale by: as the store says, never called Å
+        return levels, tuple(u or None for u in units), "metadata"
+    # no units (pre-2024 portal stores: scales 1, 2, 4): the voxel spacing is the API's, each
+    # level keeps its NGFF scale ratio to the full resolution (the first declared level)
+    base = levels[0].scale
+    if not all(b > 0 and math.isfinite(b) for b in base):
+        raise DataAccessError(f"level {levels[0].path!r} has a scale of {base}")
+    converted = [
+        _Level(
+            lv.path,
+            tuple(voxel_spacing * s / b for s, b in zip(lv.scale, base)),
+            tuple(voxel_spacing * t / b for t, b in zip(lv.translation, base)),
+        )
+        for lv in levels
+    ]
+    return converted, (ANGSTROM,) * len(units), "voxel spacing"
+
+
 def open_pyramid(
     url: str | os.PathLike[str],
     *,
     endpoint_url: str | None = None,
     anon: bool = True,
+    voxel_spacing: float | None = None,
 ) -> Pyramid:
-    """Open the OME-Zarr image at ``url`` (``s3://``, ``http(s)://`` or a local path)."""
+    """Open the OME-Zarr image at ``url`` (``s3://``, ``http(s)://`` or a local path).
+
+    ``voxel_spacing`` (Å, the API's) scales a store whose axes have no unit; a store with
+    units keeps its own scales (converted to Å).
+    """
     url = to_fsspec_url(url).rstrip("/")
     try:
         store = FsspecStore.from_url(
@@ -123,22 +213,24 @@ def open_pyramid(
 
     (zattrs,) = _get_json(store, [".zattrs"], url)
     if zattrs is None:
-        return _open_zarr_v3(store, url)
+        return _open_zarr_v3(store, url, voxel_spacing)
     levels, axes, units = parse_multiscales(zattrs)
+    order = _zyx_order(axes, url)
     metas = _get_json(store, [f"{level.path}/.zarray" for level in levels], url)
-    arrays = []
+    arrays: list[Any] = []
     for level, meta in zip(levels, metas):
         if meta is None:
-            raise DataAccessError(f"level {level.path!r} of {url} has no .zarray")
+            arrays.append(None)
+            continue
         try:
             metadata = ArrayV2Metadata.from_dict({**meta, "attributes": {}})
         except (KeyError, TypeError, ValueError) as exc:
             raise DataAccessError(f"malformed .zarray for level {level.path!r} of {url}: {exc}") from exc
         arrays.append(Array(AsyncArray(metadata, StorePath(store, level.path))))
-    return _pyramid(url, arrays, levels, axes, units, zattrs)
+    return _pyramid(url, arrays, levels, axes, units, zattrs, order, voxel_spacing)
 
 
-def _open_zarr_v3(store: FsspecStore, url: str) -> Pyramid:
+def _open_zarr_v3(store: FsspecStore, url: str, voxel_spacing: float | None) -> Pyramid:
     """NGFF 0.5 (zarr v3) images; the portal writes v2, but local mirrors may not."""
     try:
         group = zarr.open_group(store, mode="r", zarr_format=3)
@@ -146,26 +238,83 @@ def _open_zarr_v3(store: FsspecStore, url: str) -> Pyramid:
         raise DataAccessError(f"not an OME-Zarr image (no .zattrs or zarr.json): {url}") from exc
     attrs = dict(group.attrs)
     levels, axes, units = parse_multiscales(attrs)
-    arrays = [zarr.open_array(store, path=level.path, mode="r", zarr_format=3) for level in levels]
-    return _pyramid(url, arrays, levels, axes, units, attrs)
+    order = _zyx_order(axes, url)
+    arrays: list[Any] = []
+    for level in levels:
+        try:
+            arrays.append(zarr.open_array(store, path=level.path, mode="r", zarr_format=3))
+        except (FileNotFoundError, KeyError):
+            arrays.append(None)
+    return _pyramid(url, arrays, levels, axes, units, attrs, order, voxel_spacing)
 
 
-def _pyramid(url, arrays, levels, axes, units, attrs) -> Pyramid:
-    for level, array in zip(levels, arrays):
+def _pyramid(
+    url: str,
+    arrays: list[Any],
+    levels: list[_Level],
+    axes: tuple[str, ...],
+    units: tuple[str | None, ...],
+    attrs: dict[str, Any],
+    order: tuple[int, ...],
+    voxel_spacing: float | None,
+) -> Pyramid:
+    """Levels that exist, in Å where known, transposed to z, y, x."""
+    levels, units, scale_source = _physical(levels, units, voxel_spacing)
+    missing = tuple(level.path for level, array in zip(levels, arrays) if array is None)
+    present = [(level, array) for level, array in zip(levels, arrays) if array is not None]
+    if not present:
+        raise DataAccessError(f"no level of {url} has array metadata (listed: {[lv.path for lv in levels]})")
+    if arrays[0] is None:
+        # the full resolution is missing: the remaining levels keep their place on its grid
+        # (the half-voxel shift layers.level_transform would add relative to level 0)
+        base = levels[0].scale
+        present = [
+            (lv if any(lv.translation) else replace(
+                lv, translation=tuple((s - b) / 2 for s, b in zip(lv.scale, base))
+            ), array)
+            for lv, array in present
+        ]
+    for level, array in present:
         if array.ndim != len(axes):
             raise DataAccessError(
                 f"level {level.path!r} of {url} has {array.ndim} dimensions, metadata says {len(axes)}"
             )
+    transposed = order != tuple(range(len(order)))
+    dask_levels = [da.from_zarr(array) for _, array in present]
+    if transposed:
+        dask_levels = [level.transpose(order) for level in dask_levels]
     return Pyramid(
         url=url,
-        levels=tuple(da.from_zarr(a) for a in arrays),
-        scales=tuple(level.scale for level in levels),
-        translations=tuple(level.translation for level in levels),
-        axes=axes,
-        units=units,
+        levels=tuple(dask_levels),
+        scales=tuple(_permute(level.scale, order) for level, _ in present),
+        translations=tuple(_permute(level.translation, order) for level, _ in present),
+        axes=_permute(axes, order),
+        units=_permute(units, order),
         attrs=attrs,
-        arrays=tuple(arrays),
+        # transposed levels are read through dask (whole chunks), not the stored arrays
+        arrays=tuple(dask_levels) if transposed else tuple(array for _, array in present),
+        missing_levels=missing,
+        stored_axes=axes if transposed else (),
+        scale_source=scale_source,
     )
+
+
+def _permute(values: tuple, order: tuple[int, ...]) -> tuple:
+    return tuple(values[i] for i in order)
+
+
+def _to_labels(block: np.ndarray) -> np.ndarray:
+    return np.rint(np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)).astype(np.int32)
+
+
+def as_labels(pyramid: Pyramid) -> Pyramid:
+    """``pyramid`` with integer voxels, as napari's Labels requires: float masks (the portal's
+    before 2024-03) are rounded to int32; integer pyramids come back as they are."""
+    if not np.issubdtype(pyramid.dtype, np.floating):
+        return pyramid
+    levels = tuple(level.map_blocks(_to_labels, dtype=np.int32) for level in pyramid.levels)
+    # read through the cast levels (whole chunks), so progressive reads are labels too
+    return replace(pyramid, levels=levels, arrays=levels, stored_dtype=pyramid.dtype)
 
 
 def _get_json(store: FsspecStore, keys: list[str], url: str) -> list[Any]:
