@@ -172,3 +172,47 @@ def test_objects_of_a_run_get_distinct_colours(showcase):
         (points, kwargs, _), *_ = annotation_layers(showcase, f)
         annotation = showcase.annotation(f.annotation_id)
         assert kwargs["face_color"] == colors[object_key(annotation)]
+
+
+def _pyramid(levels, units=("angstrom",) * 3, sample=None):
+    import dask.array as da
+
+    from napari_cryoet_portal.data.pyramid import Pyramid
+
+    return Pyramid(
+        url="memory://",
+        levels=tuple(da.from_array(level) for level in levels),
+        scales=tuple((2.0**k,) * 3 for k in range(len(levels))),
+        translations=((0.0,) * 3,) * len(levels),
+        axes=("z", "y", "x"),
+        units=units,
+        attrs={},
+        sample=sample,
+    )
+
+
+def test_contrast_limits_are_percentiles_of_the_sample_else_the_coarsest_level():
+    from napari_cryoet_portal.layers import contrast_limits
+
+    rng = np.random.default_rng(0)
+    fine = rng.normal(size=(8, 16, 16)).astype("f4")
+    coarse = fine[::2, ::2, ::2] * 100  # a coarsest level with another range
+    coarse[0, 0, 0] = 1e6  # a hot pixel: percentiles, not min/max
+    sample = rng.normal(5.0, 0.5, size=(16, 16)).astype("f4")
+    lo, hi = contrast_limits(_pyramid([fine, coarse]))
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(coarse, (0.5, 99.5))))
+    assert hi < 1e6
+    assert contrast_limits(_pyramid([fine, coarse], sample=sample)) == pytest.approx(
+        tuple(np.percentile(sample, (0.5, 99.5)))
+    )
+    flat = np.full((4, 4), 3.0, "f4")
+    assert contrast_limits(_pyramid([fine], sample=flat)) == (3.0, 4.0)
+
+
+def test_a_store_without_units_is_labelled_in_pixels_never_angstrom(showcase):
+    from napari_cryoet_portal.layers import tomogram_layer
+
+    tomogram = showcase.default_tomogram()
+    volume = np.zeros((4, 4, 4), "f4")
+    _, kwargs, _ = tomogram_layer(_pyramid([volume], units=(None,) * 3), tomogram, showcase.run)
+    assert kwargs["units"] == ("pixel",) * 3

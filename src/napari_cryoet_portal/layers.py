@@ -28,6 +28,7 @@ __all__ = [
     "annotation_colors",
     "contrast_limits",
     "instance_colors",
+    "tomogram_contrast",
     "labels_layer",
     "level_transform",
     "points_layers",
@@ -102,16 +103,33 @@ def _level_data(pyramid: Pyramid, level: int | None) -> tuple[Any, tuple[float, 
     return pyramid.levels[level], scale, translate
 
 
-def contrast_limits(pyramid: Pyramid, percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
-    """Robust display range from the coarsest level (one small read, all voxels considered)."""
-    coarse = np.asarray(pyramid.levels[-1])
-    if coarse.size == 0:
+def contrast_limits(
+    pyramid: Pyramid, percentiles: tuple[float, float] = (0.5, 99.5)
+) -> tuple[float, float]:
+    """Robust display range: percentiles of the voxels of the first view at the finest level
+    read so far (``pyramid.sample``, set by data.progressive), else of the coarsest level
+    (one small read). Percentiles, not min/max: a few hot pixels or gold beads would
+    otherwise squeeze the cell into a few grey values."""
+    values = pyramid.sample if pyramid.sample is not None else np.asarray(pyramid.levels[-1])
+    values = np.asarray(values)
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values.ravel()
+    if finite.size == 0:
         return (0.0, 1.0)
-    lo, hi = np.nanpercentile(coarse, percentiles)
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
-        lo, hi = float(np.nanmin(coarse)), float(np.nanmax(coarse))
+    lo, hi = (float(v) for v in np.percentile(finite, percentiles))
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
         hi = hi if hi > lo else lo + 1.0
-    return (float(lo), float(hi))
+    return (lo, hi)
+
+
+def tomogram_contrast(pyramid: Pyramid, tomogram: Tomogram) -> tuple[tuple[float, float], str]:
+    """The display range and where it came from: the curators' (the image layer's range in the
+    tomogram's ``neuroglancerConfig``), else :func:`contrast_limits` of the data."""
+    config = tomogram.neuroglancer_config
+    if config is not None and config.contrast_limits is not None:
+        return config.contrast_limits, "neuroglancer config"
+    source = "first view" if pyramid.sample is not None else "coarsest level"
+    return contrast_limits(pyramid), f"percentiles of the {source}"
 
 
 def tomogram_layer(
@@ -124,7 +142,13 @@ def tomogram_layer(
 ) -> LayerData:
     """The tomogram as a multiscale image (``level=None``) or one pinned pyramid level."""
     offset = tuple(o * tomogram.voxel_spacing for o in reversed(tomogram.offset_xyz))
+    if not pyramid.in_angstrom:
+        offset = (0.0,) * len(offset)  # Å would not add to the pixels of a store without units
     data, scale, translate = _level_data(pyramid, level)
+    if limits is None:
+        limits, limits_source = tomogram_contrast(pyramid, tomogram)
+    else:
+        limits_source = "given"
     kwargs = {
         "name": f"{run.name} · tomogram {tomogram.id} ({tomogram.label})",
         "scale": scale,
@@ -132,7 +156,7 @@ def tomogram_layer(
         "units": _units(pyramid),
         "axis_labels": pyramid.axes,
         "multiscale": level is None,
-        "contrast_limits": limits or contrast_limits(pyramid),
+        "contrast_limits": limits,
         "colormap": "gray",
         # the plane itself, also when the z slice is thick for the particles (napari's
         # default would average the slab: other voxels than the ones the user asked for)
@@ -147,6 +171,9 @@ def tomogram_layer(
                 "voxel_spacing": tomogram.voxel_spacing,
                 "level": level,
                 "url": pyramid.url,
+                "contrast_limits_source": limits_source,
+                "scale_source": pyramid.scale_source,
+                "missing_levels": pyramid.missing_levels,
             }
         },
     }
@@ -154,7 +181,8 @@ def tomogram_layer(
 
 
 def _units(pyramid: Pyramid) -> tuple[str, ...]:
-    return tuple(u or "pixel" for u in pyramid.units) if any(pyramid.units) else _UNITS
+    """The pyramid's units; "pixel" where neither the store nor the API said (never Å)."""
+    return tuple(u or "pixel" for u in pyramid.units)
 
 
 def _annotation_metadata(run: Run, annotation: Annotation, file: AnnotationFile, spacing: float) -> dict:

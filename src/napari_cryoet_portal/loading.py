@@ -13,7 +13,7 @@ from typing import Literal
 from .data.mesh import parse_glb
 from .data.ndjson import parse_ndjson
 from .data.progressive import progressive_pyramid
-from .data.pyramid import Pyramid, open_pyramid
+from .data.pyramid import Pyramid, as_labels, open_pyramid
 from .data.storage import DataAccessError, read_bytes
 from .layers import (
     LayerData,
@@ -56,8 +56,9 @@ def displayable(file: AnnotationFile) -> bool:
 
 
 def preselected_files(detail: RunDetail, tomogram: Tomogram) -> tuple[AnnotationFile, ...]:
-    """What loads with a tomogram: displayable files in its frame (same voxel spacing and
-    alignment) that the curators marked as visualization defaults."""
+    """What loads with a tomogram: displayable files aligned with it (same alignment, any
+    voxel spacing: :meth:`RunDetail.is_aligned`) that the curators marked as visualization
+    defaults. Files of another alignment are never preselected: they may need a transform."""
     return tuple(
         f for f in detail.files_for(tomogram) if displayable(f) and f.is_visualization_default
     )
@@ -71,7 +72,8 @@ def open_tomogram(
     endpoint_url: str | None = None,
     progressive: bool = False,
 ) -> tuple[LayerData, Pyramid]:
-    """The image layer data for ``tomogram``: lazy levels, Å scales, contrast from the coarsest.
+    """The image layer data for ``tomogram``: lazy levels, Å scales (the API's voxel spacing
+    for stores without units), the curators' contrast or percentiles of the data.
 
     ``progressive``: levels that never block the thread napari slices on (see
     :mod:`napari_cryoet_portal.data.progressive`); what the widget uses. Scripts that want
@@ -80,7 +82,7 @@ def open_tomogram(
     url = tomogram.s3_omezarr_dir or tomogram.https_omezarr_dir
     if not url:
         raise DataAccessError(f"tomogram {tomogram.id} has no OME-Zarr location")
-    pyramid = open_pyramid(url, endpoint_url=endpoint_url)
+    pyramid = open_pyramid(url, endpoint_url=endpoint_url, voxel_spacing=tomogram.voxel_spacing)
     if progressive:
         pyramid = progressive_pyramid(pyramid)
     return tomogram_layer(pyramid, tomogram, detail.run, level=level), pyramid
@@ -109,10 +111,14 @@ def annotation_layers(
         raise DataAccessError(
             f"annotation file {file.id} names no voxel spacing of run {detail.run.name}"
         )
-    # distinct colours for the objects of the run, whichever of its files are shown
-    color = annotation_colors(object_key(a) for a in detail.annotations)[object_key(annotation)]
+    # the curators' colour (a tomogram's viewer config), else distinct colours for the
+    # objects of the run, whichever of its files are shown
+    color = detail.curated_color(file) or annotation_colors(
+        object_key(a) for a in detail.annotations
+    )[object_key(annotation)]
     if file.shape_type in _MASK_SHAPES:
-        pyramid = open_pyramid(file.s3_path, endpoint_url=endpoint_url)
+        pyramid = open_pyramid(file.s3_path, endpoint_url=endpoint_url, voxel_spacing=spacing)
+        pyramid = as_labels(pyramid)  # float masks (before 2024-03) as integer labels
         if progressive:
             pyramid = progressive_pyramid(pyramid)
         return [labels_layer(pyramid, detail.run, annotation, file, color=color)]
@@ -145,8 +151,9 @@ def open_run(
 ) -> list[LayerData]:
     """Layer data for a run: its (default or chosen) tomogram, then its annotations.
 
-    ``annotations``: ``"default"`` loads the curators' visualization defaults in the
-    tomogram's frame, ``"matching"`` every displayable file in that frame, ``"none"`` nothing.
+    ``annotations``: ``"default"`` loads the curators' visualization defaults aligned with the
+    tomogram (any voxel spacing, placed in Å), ``"matching"`` every displayable aligned file,
+    ``"none"`` nothing. The default tomogram is :meth:`RunDetail.default_choice`'s.
     Costs one GraphQL request plus the S3 reads of what is loaded.
     """
     own_client = client is None

@@ -6,7 +6,11 @@ parse per instance); this one sends hand-written documents over a pooled connect
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
+import re
 from typing import Any, Iterable, Literal, Mapping
 
 from . import queries
@@ -14,6 +18,8 @@ from .records import (
     Annotation,
     AnnotationFile,
     DatasetSummary,
+    NeuroglancerConfig,
+    NeuroglancerLayer,
     Page,
     Run,
     RunDetail,
@@ -24,6 +30,8 @@ from .records import (
 from .transport import GraphQLTransport
 
 __all__ = ["DEFAULT_API_URL", "API_URL_ENV", "PortalClient", "default_api_url"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://graphql.cryoetdataportal.czscience.com/graphql"
 API_URL_ENV = "CRYOET_PORTAL_API_URL"
@@ -224,7 +232,71 @@ def _tomogram(t: Mapping[str, Any]) -> Tomogram:
         key_photo_url=t.get("keyPhotoUrl"),
         thumbnail_url=t.get("keyPhotoThumbnailUrl"),
         deposition_id=t.get("depositionId"),
+        neuroglancer_config=neuroglancer_config(t.get("neuroglancerConfig")),
     )
+
+
+_SHADER_COLOR = re.compile(r'color\s*\(\s*default\s*=\s*"(#[0-9a-fA-F]{6})"')
+
+
+def neuroglancer_config(text: str | None) -> NeuroglancerConfig | None:
+    """The parts of a ``neuroglancerConfig`` (a JSON string) a napari view uses; None when
+    absent or unreadable (a broken viewer state must not keep a run from opening)."""
+    if not text:
+        return None
+    try:
+        state = json.loads(text) if isinstance(text, str) else text
+        layers = state.get("layers") or []
+        if isinstance(layers, dict):  # neuroglancer also writes {name: layer}
+            layers = [{"name": k, **v} for k, v in layers.items()]
+        limits = None
+        annotation_layers = []
+        for layer in layers:
+            if not isinstance(layer, dict):
+                continue
+            if layer.get("type") == "image":
+                limits = limits or _normalized_range(layer)
+                continue
+            annotation_layers.append(
+                NeuroglancerLayer(
+                    name=str(layer.get("name") or ""),
+                    type=str(layer.get("type") or ""),
+                    source=_source_url(layer.get("source")),
+                    color=_layer_color(layer),
+                    visible=bool(layer.get("visible", True)),
+                )
+            )
+    except (ValueError, TypeError, AttributeError) as exc:
+        logger.warning("ignoring an unreadable neuroglancerConfig: %s", exc)
+        return None
+    return NeuroglancerConfig(limits, tuple(annotation_layers))
+
+
+def _normalized_range(layer: Mapping[str, Any]) -> tuple[float, float] | None:
+    value = ((layer.get("shaderControls") or {}).get("normalized") or {}).get("range")
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) and hi > lo else None
+
+
+def _source_url(source: Any) -> str:
+    """A layer's ``source``: a URL, ``{"url": …}``, or a list of either (the first)."""
+    if isinstance(source, list):
+        source = source[0] if source else None
+    if isinstance(source, dict):
+        source = source.get("url")
+    return source if isinstance(source, str) else ""
+
+
+def _layer_color(layer: Mapping[str, Any]) -> str | None:
+    for key in ("segmentDefaultColor", "annotationColor"):
+        value = layer.get(key)
+        if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            return value.lower()
+    match = _SHADER_COLOR.search(str(layer.get("shader") or ""))
+    return match.group(1).lower() if match else None
 
 
 def _annotation(a: Mapping[str, Any]) -> Annotation:

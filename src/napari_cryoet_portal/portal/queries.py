@@ -122,6 +122,7 @@ TOMOGRAM_FIELDS = """
   s3OmezarrDir httpsOmezarrDir fileSizeOmezarr
   s3MrcFile httpsMrcFile fileSizeMrc
   keyPhotoUrl keyPhotoThumbnailUrl
+  neuroglancerConfig
 """
 
 ANNOTATION_FILE_FIELDS = """
@@ -213,7 +214,7 @@ query RunMetadata($id: Int!) {
 query TomogramMetadata($id: Int!) {{
   tomograms(where: {{id: {{_eq: $id}}}}) {{
     {TOMOGRAM_FIELDS}
-    fiducialAlignmentStatus tomogramVersion processingSoftware neuroglancerConfig
+    fiducialAlignmentStatus tomogramVersion processingSoftware
     publications relatedDatabaseEntries depositionDate releaseDate lastModifiedDate
     tomogramVoxelSpacing {{ id voxelSpacing }}
     authors(first: 100, orderBy: [{{authorListOrder: asc}}]) {{ edges {{ node {{ {_AUTHOR_FIELDS} }} }} }}
