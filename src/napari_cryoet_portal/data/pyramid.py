@@ -263,7 +263,8 @@ def _pyramid(
     missing = tuple(level.path for level, array in zip(levels, arrays) if array is None)
     present = [(level, array) for level, array in zip(levels, arrays) if array is not None]
     if not present:
-        raise DataAccessError(f"no level of {url} has array metadata (listed: {[lv.path for lv in levels]})")
+        listed = ", ".join(lv.path for lv in levels)
+        raise DataAccessError(f"no level of {url} has array metadata (listed: {listed})")
     if arrays[0] is None:
         # the full resolution is missing: the remaining levels keep their place on its grid
         # (the half-voxel shift layers.level_transform would add relative to level 0)
