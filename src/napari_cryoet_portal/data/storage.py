@@ -14,7 +14,14 @@ from typing import Any
 
 import fsspec
 
-__all__ = ["DataAccessError", "PORTAL_REGION", "read_bytes", "storage_options", "to_fsspec_url"]
+__all__ = [
+    "DataAccessError",
+    "PORTAL_REGION",
+    "read_bytes",
+    "storage_options",
+    "to_fsspec_url",
+    "warm_up",
+]
 
 #: Region of the portal's public bucket, so anonymous clients skip a redirect round trip.
 PORTAL_REGION = "us-west-2"
@@ -70,3 +77,17 @@ def read_bytes(
         raise DataAccessError(f"access denied: {url}") from exc
     except OSError as exc:
         raise DataAccessError(f"cannot read {url}: {exc}") from exc
+
+
+def warm_up(url: str = "s3://cryoet-data-portal-public/", *, endpoint_url: str | None = None) -> None:
+    """Import the storage stack and build the (instance-cached) file system for ``url``.
+
+    ``import s3fs`` pulls in aiobotocore (0.6–1.5 s) and the first client costs more: done
+    in the background when the user connects, the first open doesn't pay for it. No request
+    is sent.
+    """
+    url = to_fsspec_url(url)
+    fs, _ = fsspec.core.url_to_fs(url, **storage_options(url, endpoint_url=endpoint_url))
+    connect = getattr(fs, "connect", None)
+    if callable(connect):
+        connect()
