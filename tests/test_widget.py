@@ -381,8 +381,8 @@ def test_the_view_sharpens_in_the_background(connected, viewer, portal, qtbot):
     run = showcase_run(w, qtbot)
     open_run(w, qtbot, run)
     (image,) = w.layers.get("image")
-    assert all(isinstance(level, ProgressiveLevel) for level in image.data[:-1])
-    assert isinstance(image.data[-1], np.ndarray)  # the coarsest level, read with the pyramid
+    # every level, the coarsest too (its middle plane was read with the pyramid)
+    assert all(isinstance(level, ProgressiveLevel) for level in image.data)
     masks = [layer for layer in plugin_layers(viewer) if type(layer).__name__ == "Labels"]
     assert masks and all(isinstance(m.data[0], ProgressiveLevel) for m in masks)
     fetchers = w.layers.fetchers()
@@ -637,3 +637,68 @@ def test_replacing_layers_leaves_the_heap_unfrozen(connected, viewer, portal, qt
         assert gc.get_freeze_count() > 0  # still frozen: not ours to thaw
     finally:
         gc.unfreeze()
+
+
+# --- which tomogram, which annotations line up -------------------------------------------------
+
+
+def test_the_panel_says_why_this_tomogram_and_marks_other_alignments(connected, viewer, portal, qtbot):
+    from dataclasses import replace
+
+    from napari_cryoet_portal._qt.annotation_panel import NOT_ALIGNED
+
+    w = connected
+    run = showcase_run(w, qtbot)
+    open_run(w, qtbot, run)
+    assert "Default: visualization default" in w.annotations.title.text()
+    detail = run.detail
+    tomogram = detail.default_tomogram()
+    # every file of the showcase shares its alignment: all "yes", at both voxel spacings
+    column = AnnotationPanel._COLUMNS.index("Aligned")
+    items = [w.annotations.files.topLevelItem(i) for i in range(w.annotations.files.topLevelItemCount())]
+    assert {item.text(column) for item in items} == {"yes"}
+    # a file of another alignment is listed as not aligned, never preselected, still loadable
+    annotation = detail.annotations[0]
+    stray = replace(annotation.files[0], id=-2, alignment_id=(tomogram.alignment_id or 0) + 1000)
+    detail = replace(detail, annotations=(replace(annotation, files=(*annotation.files, stray)), *detail.annotations[1:]))
+    preselected = preselected_files(detail, tomogram)
+    assert stray.is_visualization_default and stray not in preselected
+    rows = annotation_rows(detail, tomogram, preselected)
+    panel = AnnotationPanel()
+    qtbot.addWidget(panel)
+    panel.set_rows(rows)
+    item = panel.files.topLevelItem([r.file.id for r in rows].index(-2))
+    assert item.text(column) == NOT_ALIGNED and "may require transformation" in item.toolTip(column)
+    assert item.checkState(0) == Qt.CheckState.Unchecked and not item.isDisabled()
+
+
+def test_without_flags_the_tomogram_closest_to_10_angstrom_opens(connected, viewer, portal, qtbot, monkeypatch):
+    """No tomogram flagged visualization default or portal standard: the one nearest the
+    portal's 10 Å viewing resolution opens, and the panel says so."""
+    w = connected
+    dataset = w.model.dataset(content.SHOWCASE_DATASET_ID)
+    expand(w, qtbot, dataset)
+    run = next(n for n in dataset.children if n.record.name == content.SHOWCASE_RUN_NAME)
+    for row in portal.tables["Tomogram"]:
+        if row["runId"] == run.record.id:
+            monkeypatch.setitem(row, "isVisualizationDefault", False)
+            monkeypatch.setitem(row, "isPortalStandard", False)
+    open_run(w, qtbot, run)
+    (image,) = w.layers.get("image")
+    opened = next(t for t in run.detail.tomograms if t.id == image.metadata[METADATA_KEY]["tomogram_id"])
+    assert opened.voxel_spacing == content.SHOWCASE_FINE_SPACING
+    assert "closest to 10 Å" in w.annotations.title.text()
+
+
+def test_the_curators_contrast_range_is_the_images(connected, viewer, portal, qtbot, monkeypatch):
+    w = connected
+    dataset = w.model.dataset(content.SHOWCASE_DATASET_ID)
+    expand(w, qtbot, dataset)
+    run = next(n for n in dataset.children if n.record.name == content.SHOWCASE_RUN_NAME)
+    row = next(t for t in portal.tables["Tomogram"] if t["runId"] == run.record.id and t["isVisualizationDefault"])
+    state = {"layers": [{"type": "image", "name": "TS_001", "shaderControls": {"normalized": {"range": [-0.5, 0.25]}}}]}
+    monkeypatch.setitem(row, "neuroglancerConfig", json.dumps(state))
+    open_run(w, qtbot, run)
+    (image,) = w.layers.get("image")
+    assert tuple(image.contrast_limits) == pytest.approx((-0.5, 0.25))
+    assert image.metadata[METADATA_KEY]["contrast_limits_source"] == "neuroglancer config"

@@ -28,7 +28,7 @@ from ..loading import displayable
 from ..portal.records import AnnotationFile, RunDetail, Tomogram
 from .thumbnails import scaled
 
-__all__ = ["ALL_LEVELS", "AnnotationPanel", "AnnotationRow", "annotation_rows"]
+__all__ = ["ALL_LEVELS", "NOT_ALIGNED", "AnnotationPanel", "AnnotationRow", "annotation_rows"]
 
 #: ``levelChosen`` value for "all levels, multiscale"
 ALL_LEVELS = -1
@@ -36,10 +36,14 @@ ALL_LEVELS = -1
 PREVIEW_SIZE = 96
 
 NOT_SUPPORTED = "not supported yet"
+NOT_ALIGNED = "not aligned"
 
-_FRAME_TIP = {
-    True: "Same voxel spacing and alignment as the open tomogram",
-    False: "Another voxel spacing or alignment; placed in Å, so it still lines up",
+_ALIGNED_TIP = {
+    True: "Same alignment as the open tomogram: placed in Å at its own voxel spacing, it lines up",
+    False: (
+        "Another alignment than the open tomogram's: the portal says it may require"
+        " transformation. It loads in Å at its own voxel spacing, but need not line up."
+    ),
 }
 
 
@@ -50,25 +54,24 @@ class AnnotationRow:
     file: AnnotationFile
     object_name: str
     voxel_spacing: float | None
-    #: in the open tomogram's frame (same voxel spacing and alignment)
-    in_frame: bool
+    #: lines up with the open tomogram (same alignment, any voxel spacing)
+    aligned: bool
     supported: bool
     preselected: bool
-
 
 
 def annotation_rows(
     detail: RunDetail, tomogram: Tomogram, preselected: Iterable[AnnotationFile]
 ) -> list[AnnotationRow]:
     """Every annotation file of the run, in annotation order."""
-    in_frame = {f.id for f in detail.files_for(tomogram)}
+    aligned = {f.id for f in detail.files_for(tomogram)}
     chosen = {f.id for f in preselected}
     return [
         AnnotationRow(
             file=f,
             object_name=annotation.object_name,
             voxel_spacing=detail.voxel_spacing_of(f),
-            in_frame=f.id in in_frame,
+            aligned=f.id in aligned,
             supported=displayable(f),
             preselected=f.id in chosen,
         )
@@ -91,7 +94,7 @@ class AnnotationPanel(QWidget):
     fileToggled = Signal(int, bool)
     levelChosen = Signal(int)
 
-    _COLUMNS = ("Object", "Status", "Shape", "Format", "Voxel spacing", "In frame")
+    _COLUMNS = ("Object", "Status", "Shape", "Format", "Voxel spacing", "Aligned")
     _STATUS = 1
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -197,9 +200,9 @@ class AnnotationPanel(QWidget):
         for row in rows:
             f = row.file
             spacing = f"{row.voxel_spacing:g} Å" if row.voxel_spacing is not None else "—"
-            in_frame = "yes" if row.in_frame else "no"
-            item = QTreeWidgetItem([row.object_name, "", f.shape_type, f.format, spacing, in_frame])
-            item.setToolTip(5, _FRAME_TIP[row.in_frame])
+            aligned = "yes" if row.aligned else NOT_ALIGNED
+            item = QTreeWidgetItem([row.object_name, "", f.shape_type, f.format, spacing, aligned])
+            item.setToolTip(5, _ALIGNED_TIP[row.aligned])
             item.setData(0, Qt.ItemDataRole.UserRole, f.id)
             item.setToolTip(0, f"annotation {f.annotation_id}, file {f.id}\n{f.s3_path}")
             if row.supported:

@@ -8,6 +8,7 @@ such as authors are labelled by their name.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,10 @@ __all__ = ["MetadataPanel", "metadata_items"]
 #: keys that name a list item better than its index
 _LABEL_KEYS = ("name", "title", "objectName", "fundingAgencyName", "id")
 
+#: string fields that hold JSON (the API sends the viewer state as one long string): shown as
+#: a tree, so that its layers, colours and contrast range can be read
+_JSON_KEYS = ("neuroglancerConfig",)
+
 
 def metadata_items(value: Any) -> list[tuple[str, str, list]]:
     """``(key, text, children)`` triples for a metadata mapping, recursively (no Qt)."""
@@ -27,11 +32,20 @@ def metadata_items(value: Any) -> list[tuple[str, str, list]]:
         pairs = [(_list_label(i, v), v) for i, v in enumerate(value)]
     items = []
     for key, v in pairs:
+        if key in _JSON_KEYS and isinstance(v, str):
+            v = _json_or_text(v)
         if isinstance(v, Mapping | list | tuple):
             items.append((str(key), _summary(v), metadata_items(v)))
         else:
             items.append((str(key), _text(v), []))
     return items
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _list_label(i: int, v: Any) -> str:

@@ -570,7 +570,10 @@ class PortalWidget(QWidget):
         self.layers.clear()
         self.layersChanged.emit()
         preselected = preselected_files(detail, tomogram)
-        self.annotations.set_title(f"<b>{run.name}</b> · tomogram {tomogram.id}<br>{tomogram.label}")
+        self.annotations.set_title(
+            f"<b>{run.name}</b> · tomogram {tomogram.id}<br>{tomogram.label}"
+            f"<br><i>{_why(detail, tomogram)}</i>"
+        )
         self.annotations.set_rows(annotation_rows(detail, tomogram, preselected))
         self.annotations.set_levels([], None)
         self._preview_url = tomogram.thumbnail_url
@@ -836,6 +839,14 @@ def _relevel(
     limits: tuple[float, float] | None,
 ) -> tuple[LayerData, Pyramid]:
     return tomogram_layer(pyramid, tomogram, detail.run, level=level, limits=limits), pyramid
+
+
+def _why(detail: RunDetail, tomogram: Tomogram) -> str:
+    """Why this tomogram is the one open: the portal's default (and its reason), or chosen."""
+    choice = detail.default_choice()
+    if tomogram is choice.tomogram:
+        return f"Default: {choice.reason}"
+    return "Chosen in the tree"
 
 
 def _level_labels(pyramid: Pyramid) -> list[str]:
