@@ -135,7 +135,10 @@ class ChunkSource:
             full = np.full(self.chunks, self.fill_value or 0, self.dtype)
         else:
             full = self._decode(raw)
-        return full[tuple(slice(0, s.stop - s.start) for s in box)]
+        cut = tuple(slice(0, s.stop - s.start) for s in box)
+        if all(s.stop == c for s, c in zip(cut, self.chunks)):
+            return full
+        return full[cut].copy()  # an edge chunk: don't keep its padding alive in the cache
 
     def read_planes(self, pos: tuple[int, ...], z0: int, z1: int) -> PlaneBlock:
         """Chunk-local planes covering ``[z0, z1)``: only the blosc blocks that hold them
@@ -238,6 +241,14 @@ class ChunkSource:
 
     def _decode(self, raw: bytes) -> np.ndarray:
         data: Any = raw
+        if self.compressor is not None and getattr(self.compressor, "codec_id", "") == "blosc":
+            # c-blosc trusts the frame's own length: a truncated object would be decoded from
+            # memory past its end (garbage or a crash), so check it first
+            declared = int.from_bytes(raw[12:16], "little") if len(raw) >= 16 else -1
+            if declared != len(raw):
+                raise DataAccessError(
+                    f"damaged chunk in {self.url}: {len(raw)} bytes, its header says {declared}"
+                )
         try:
             if self.compressor is not None:
                 data = self.compressor.decode(data)
