@@ -1,19 +1,28 @@
-"""One benchmark run: one plugin, one portal size, one latency, in a fresh napari process.
+"""One benchmark run: one plugin, one portal size, one link, in a fresh napari process.
 
-    python bench/drive.py --plugin ours|official --portal READY.json --latency-ms 100 --out X.json
+    python bench/drive.py --plugin ours|official --portal READY.json --link-name 100mbit \
+        --link-mbps 100 --link-latency-ms 20 --out X.json
 
 The portal (bench/portal_server.py) runs in another process; READY.json is the line it printed.
-The driver opens a real napari window (Xvfb) with the plugin's dock widget and performs what a
-user does, waiting on the event loop (never blocking it) until each result is on screen:
+The driver sets the portal's link (S3 + files: bandwidth and latency per request; GraphQL: the
+same latency), opens a real napari window (Xvfb) with the plugin's dock widget and performs
+what a user does, waiting on the event loop (never blocking it) until each result is on screen:
 
     connect            Connect → datasets visible (ours: first page; official: listing finished)
     expand_largest     expand the dataset with the most runs → its first children visible
-    open_first_run     click that dataset's first run → first image layer → all annotation layers
+    open_first_run     click that dataset's first run → first image → all annotation layers
+                       → sharp → the link quiet (no S3/file request for 2 s)
     open_showcase      the same for TS_001 of dataset 10000 (annotations of every kind)
-    open_large         (large portal) the 256×768×768 tomogram, then browse it (z steps, zoom)
+    (large portal)
+    open_ts026         TS_026 of dataset 10004, the portal-sized tomogram (1000×928×960)
+    level0_ts026       full resolution: ours pins "Level 0"; official "High" + Open
+    plane_ts026        at level 0, move to a plane no view has needed yet → sharp
+    browse_ts026       20 z positions at level 0, each until sharp (RSS, stalls)
+    open_large         TS_LARGE (256×768×768), then browse it (z steps, zoom)
 
 Every action records marks (ms from the click), the longest main-thread stall, RSS, and the
-portal's GraphQL / S3 / file-server requests that arrived during it (attributed by time).
+portal's GraphQL / S3 / file-server requests that arrived during it (attributed by time);
+after the story, the portal says what the views physically needed (``/need``).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import platform
 import sys
 import time
 import traceback
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -37,16 +47,23 @@ class Control:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def _call(self, method: str, path: str) -> Any:
+    def _call(self, method: str, path: str, timeout: float = 30) -> Any:
         req = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST" else None)
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
 
     def reset(self) -> None:
         self._call("POST", "/reset")
 
-    def latency(self, ms: float) -> None:
-        self._call("POST", f"/latency?ms={ms}")
+    def link(self, mbps: float | None, latency_ms: float) -> None:
+        self._call("POST", f"/link?mbps={mbps or 0}&latency_ms={latency_ms}")
+
+    def activity(self) -> dict:
+        return self._call("GET", "/activity")
+
+    def need(self, query: dict) -> dict:
+        # the portal reads chunk headers, generating chunks made on request: can take a while
+        return self._call("GET", "/need?" + urllib.parse.urlencode(query), timeout=600)
 
     def log(self) -> dict:
         return self._call("GET", "/log")
@@ -59,31 +76,57 @@ def _in(window: tuple[float, float], t: float) -> bool:
 def attribute(actions: list[dict], log: dict) -> None:
     """Add request counts to each action: those that arrived between its start and the next
     action's start (so background work an action triggers is charged to it), and those before
-    its first image / first visible mark."""
+    each of its marks (``before_first_image``, ``before_quiet``, …)."""
     for i, action in enumerate(actions):
         end = actions[i + 1]["t0"] if i + 1 < len(actions) else float("inf")
         window = (action["t0"], end)
         gql = [r for r in log["graphql"] if _in(window, r["t"])]
         s3 = [r for r in log["s3"] if _in(window, r["t"])]
         files = [r for r in log["files"] if _in(window, r["t"])]
-        action["graphql_requests"] = len(gql)
+        zarr_key = ((action.get("notes") or {}).get("run") or {}).get("zarr_key")
+        action.update(_stats(gql, s3, files, zarr_key))
         action["graphql_root_fields"] = _count_fields(gql)
-        action["s3_requests"] = len(s3)
-        action["s3_bytes"] = sum(r["nbytes"] for r in s3)
-        action["http_requests"] = len(files)
-        action["http_bytes"] = sum(r["nbytes"] for r in files)
-        for mark in ("first_visible", "first_image", "first_runs_visible"):
-            t = action["marks_abs"].get(mark)
-            if t is None:
-                continue
+        for mark, t in action["marks_abs"].items():
             before = (action["t0"], t + 1e-9)
-            action[f"before_{mark}"] = {
-                "graphql_requests": sum(_in(before, r["t"]) for r in gql),
-                "s3_requests": sum(_in(before, r["t"]) for r in s3),
-                "s3_bytes": sum(r["nbytes"] for r in s3 if _in(before, r["t"])),
-                "http_requests": sum(_in(before, r["t"]) for r in files),
-                "http_bytes": sum(r["nbytes"] for r in files if _in(before, r["t"])),
-            }
+            action[f"before_{mark}"] = _stats(
+                [r for r in gql if _in(before, r["t"])],
+                [r for r in s3 if _in(before, r["t"])],
+                [r for r in files if _in(before, r["t"])],
+                zarr_key,
+            )
+        for step in (action.get("notes") or {}).get("steps", []):
+            if "t0" in step:  # a browse step: its requests from its start to the next's
+                nxt = next((s["t0"] for s in action["notes"]["steps"] if s["t0"] > step["t0"]), end)
+                w = (step["t0"], nxt)
+                st = _stats([], [r for r in s3 if _in(w, r["t"])], [r for r in files if _in(w, r["t"])], zarr_key)
+                step["bytes"], step["requests"] = st["bytes"], st["requests"]
+
+
+def _stats(gql: list[dict], s3: list[dict], files: list[dict], zarr_key: str | None) -> dict:
+    """Counts and bytes of a set of requests; ``tomogram_bytes`` are those under the opened
+    tomogram's zarr (S3 paths are /<bucket>/<key>, file-server paths /<key>)."""
+    objects = s3 + files
+
+    def in_zarr(r: dict) -> bool:
+        if not zarr_key:
+            return False
+        path = r["path"].lstrip("/")
+        return path.startswith(zarr_key + "/") or path.split("/", 1)[-1].startswith(zarr_key + "/")
+
+    return {
+        "graphql_requests": len(gql),
+        "s3_requests": len(s3),
+        "s3_bytes": sum(r["nbytes"] for r in s3),
+        "http_requests": len(files),
+        "http_bytes": sum(r["nbytes"] for r in files),
+        "requests": len(objects),
+        "bytes": sum(r["nbytes"] for r in objects),
+        "ranged_requests": sum(1 for r in objects if r.get("range")),
+        "not_found": sum(1 for r in objects if r["status"] == 404),
+        "failed": sum(1 for r in objects if r["status"] >= 400 and r["status"] != 404),
+        "tomogram_bytes": sum(r["nbytes"] for r in objects if in_zarr(r)),
+        "tomogram_requests": sum(1 for r in objects if in_zarr(r)),
+    }
 
 
 def _count_fields(records: list[dict]) -> dict[str, int]:
@@ -134,23 +177,35 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--plugin", choices=["ours", "official", "napari"], required=True)
     parser.add_argument("--portal", required=True, help="JSON file: the portal server's ready line")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--link-name", default="loopback")
+    parser.add_argument("--link-mbps", type=float, default=0.0, help="0: unlimited")
+    parser.add_argument("--link-latency-ms", type=float, default=0.0,
+                        help="per S3/file request, and per GraphQL request")
     parser.add_argument("--out", required=True)
     parser.add_argument("--listing-timeout", type=float, default=300.0)
     parser.add_argument("--action-timeout", type=float, default=180.0)
+    parser.add_argument("--level0-timeout", type=float, default=600.0,
+                        help="for the level-0 actions (the official plugin reads whole chunks)")
+    parser.add_argument("--official-browse-budget", type=float, default=60.0)
     parser.add_argument("--no-browse", action="store_true")
+    parser.add_argument("--ts026-from", default=None,
+                        help="smoke tests: run the TS_026 steps on another run of the facts "
+                             "(e.g. first_run_of_largest on the small portal)")
     args = parser.parse_args()
 
     ready = json.loads(Path(args.portal).read_text())
     os.environ.update(ready["env"])
     control = Control(ready["control_url"])
-    control.latency(args.latency_ms)
+    control.link(args.link_mbps or None, args.link_latency_ms)
     facts = ready["facts"]
+    if args.ts026_from and not facts.get("ts026_run"):
+        facts["ts026_run"] = dict(facts[args.ts026_from], stand_in_for="TS_026")
 
     result: dict[str, Any] = {
         "plugin": args.plugin,
         "size": ready["size"],
-        "latency_ms": args.latency_ms,
+        "link": {"name": args.link_name, "mbps": args.link_mbps or None, "latency_ms": args.link_latency_ms},
+        "byte_cache_mb": os.environ.get("NAPARI_CRYOET_PORTAL_BYTE_CACHE_MB"),
         "facts": facts,
         "versions": versions(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -183,6 +238,7 @@ def main() -> int:
     else:
         from drive_floor import FloorDriver as Driver
     driver = Driver(viewer, rec, facts, args)
+    driver.control = control
 
     control.reset()
     try:
@@ -191,9 +247,15 @@ def main() -> int:
         result["errors"].append("".join(traceback.format_exception(exc)))
         traceback.print_exc()
     rec.idle(0.5)
-    log = control.log()
     probe.stop()
     rss.stop()
+    log = control.log()
+    for a in rec.actions:  # what the views physically needed (the portal reads its objects)
+        for label, query in a.notes.get("need_query", {}).items():
+            try:
+                a.notes.setdefault("need", {})[label] = control.need(query)
+            except Exception as exc:  # noqa: BLE001 - the report says it is missing
+                a.notes.setdefault("need", {})[label] = {"error": repr(exc)}
 
     actions = [rec.summary(a) for a in rec.actions]
     attribute(actions, log)

@@ -14,6 +14,11 @@ How that plugin works (read from its 0.5.0 wheel; nothing of it is copied here):
   materialised with ``np.asarray`` in the worker; then ``AnnotationFile.find`` for points and
   for masks, and per file ``annotation_shape`` / ``annotation`` lookups (one request each).
 
+- Full resolution: its "Resolution" box offers Multi, High (level 0), Mid and Low (default);
+  a choice takes effect with its Open button, which clears the layers and opens the tomogram
+  and its annotations again. High gives napari level 0 as a lazy dask array, which napari
+  slices on the main thread: a plane reads the whole 256³ chunks it crosses.
+
 The URL is set from code: the read-only line edit only blocks typing, so ``setText`` works.
 """
 
@@ -137,3 +142,14 @@ class OfficialDriver(BaseDriver):
 
     def layer_signals(self) -> tuple:
         return (self.viewer.layers.events.inserted, self.widget._open._progress.finished)
+
+    def choose_level0(self, action: Action) -> None:
+        opener = self.widget._open
+        opener.resolution.setCurrentText("High")
+        action.notes["resolution"] = opener.resolution.currentText()
+        self._open_started = False
+        opener.open.click()  # clears the layers, opens tomogram + annotations at "High"
+        self._open_started = True
+
+    def browse_budget_s(self) -> float | None:
+        return self.args.official_browse_budget

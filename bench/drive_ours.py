@@ -6,6 +6,9 @@
 - Expand: ``QTreeView.expand`` on the dataset row (Qt asks the model → one runs page).
 - Open: make the run's row current, as a click does (``PortalWidget.select``); done when
   ``openFinished(run_id)`` has been emitted.
+- Full resolution: pick "Level 0" in the widget's Level box (its ``activated`` signal, as a
+  click on the entry); the image layer is swapped for level 0 alone.
+- Sharp: every fetcher of the plugin's layers is idle (``PluginLayers.fetchers()``).
 """
 
 from __future__ import annotations
@@ -93,3 +96,12 @@ class OursDriver(BaseDriver):
 
     def layer_signals(self) -> tuple:
         return (self.viewer.layers.events.inserted, self.widget.layersChanged, self.widget.openFinished)
+
+    def choose_level0(self, action: Action) -> None:
+        box = self.widget.annotations.level
+        index = box.findData(0)
+        if index < 0 or not box.isEnabled():
+            raise RuntimeError("the Level box offers no level 0")
+        action.notes["level_entry"] = box.itemText(index)
+        box.setCurrentIndex(index)
+        box.activated.emit(index)  # what choosing the entry with the mouse emits

@@ -1,12 +1,15 @@
 """Runs every benchmark and writes bench/results/*.json, then docs/benchmarks.md.
 
-    python bench/harness.py [--sizes small,large] [--latencies 0,100] [--plugins ours,official]
+    python bench/harness.py [--sizes small,large] [--links loopback,100mbit]
+                            [--plugins ours,official] [--repeat 3]
                             [--listing-timeout 300] [--skip-ndjson] [--no-report]
 
-For each size: one demo portal process (bench/portal_server.py), then for each latency and
-plugin one fresh napari process (bench/drive.py) with a hard timeout. Then the ndjson
-benchmark (bench/bench_ndjson.py) and the report (bench/report.py). Must run with a display
-(bench/run.sh wraps it in xvfb-run).
+A link is ``loopback`` (no shaping), ``<N>mbit`` (N Mbit/s shared by all S3 and file
+connections, 20 ms per request) or ``<N>mbit+<M>ms`` / ``loopback+<M>ms``; GraphQL gets the
+same latency per request. For each size: one demo portal process (bench/portal_server.py),
+then for each repetition, link and plugin one fresh napari process (bench/drive.py) with a hard
+timeout. Then the ndjson benchmark (bench/bench_ndjson.py) and the report (bench/report.py).
+Must run with a display (bench/run.sh wraps it in xvfb-run).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -27,6 +32,23 @@ RESULTS = HERE / "results"
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+DEFAULT_LATENCY_MS = 20.0
+
+
+def parse_link(spec: str) -> dict:
+    """``loopback`` | ``<N>mbit`` (20 ms per request) | ``<N>mbit+<M>ms`` | ``loopback+<M>ms``."""
+    spec = spec.strip()
+    m = re.fullmatch(r"(loopback|(\d+(?:\.\d+)?)mbit)(?:\+(\d+(?:\.\d+)?)ms)?", spec)
+    if m is None:
+        raise SystemExit(f"unknown link {spec!r}: loopback, 100mbit, 100mbit+50ms, loopback+20ms")
+    mbps = float(m.group(2)) if m.group(2) else None
+    if m.group(3) is not None:
+        latency = float(m.group(3))
+    else:
+        latency = 0.0 if mbps is None else DEFAULT_LATENCY_MS
+    return {"name": spec, "mbps": mbps, "latency_ms": latency}
 
 
 def start_portal(size: str) -> tuple[subprocess.Popen, dict, Path]:
@@ -55,21 +77,35 @@ def stop_portal(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def run_driver(plugin: str, size: str, latency: float, portal_json: Path, args, rep: int = 1) -> dict:
-    out = RESULTS / f"{plugin}-{size}-{int(latency)}ms-r{rep}.json"
+def result_path(plugin: str, size: str, link: str, rep: int) -> Path:
+    return RESULTS / f"{plugin}-{size}-{link}-r{rep}.json"
+
+
+def run_driver(plugin: str, size: str, link: dict, portal_json: Path, args, rep: int = 1) -> dict:
+    out = result_path(plugin, size, link["name"], rep)
     if out.exists():
         out.unlink()
     cmd = [
         sys.executable, str(HERE / "drive.py"), "--plugin", plugin, "--portal", str(portal_json),
-        "--latency-ms", str(latency), "--out", str(out),
+        "--link-name", link["name"], "--link-mbps", str(link["mbps"] or 0),
+        "--link-latency-ms", str(link["latency_ms"]), "--out", str(out),
         "--listing-timeout", str(args.listing_timeout), "--action-timeout", str(args.action_timeout),
+        "--level0-timeout", str(args.level0_timeout),
+        "--official-browse-budget", str(args.official_browse_budget),
     ]
+    if args.no_browse:
+        cmd.append("--no-browse")
+    if args.ts026_from:
+        cmd += ["--ts026-from", args.ts026_from]
     # Generous bound: listing cap + every other action's cap; the driver enforces the real ones.
-    hard = args.listing_timeout * 2 + args.action_timeout * 8 + 120
-    log(f"{plugin} on {size} at {latency:g} ms, repetition {rep} …")
+    hard = (args.listing_timeout * 2 + args.action_timeout * 10 + args.level0_timeout * 3
+            + args.official_browse_budget + 600)
+    log(f"{plugin} on {size} over {link['name']}, repetition {rep} …")
     t0 = time.monotonic()
     env = dict(os.environ, QT_QPA_PLATFORM="xcb")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # imports should cost what they cost a user
+    # cold: no bytes from an earlier run (the official plugin has no such cache)
+    env["NAPARI_CRYOET_PORTAL_BYTE_CACHE_MB"] = "0"
     try:
         proc = subprocess.run(cmd, timeout=hard, env=env, capture_output=True, text=True)
         stderr = proc.stderr
@@ -136,11 +172,20 @@ def run_ndjson() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="small,large")
-    parser.add_argument("--latencies", default="0,100")
+    parser.add_argument("--links", default="loopback,100mbit",
+                        help="loopback, <N>mbit (20 ms per request), <N>mbit+<M>ms, loopback+<M>ms")
     parser.add_argument("--plugins", default="ours,official")
     parser.add_argument("--listing-timeout", type=float, default=300.0)
     parser.add_argument("--action-timeout", type=float, default=180.0)
+    parser.add_argument("--level0-timeout", type=float, default=600.0,
+                        help="cap of each level-0 action (the official plugin reads whole chunks on napari's main thread)")
+    parser.add_argument("--official-browse-budget", type=float, default=60.0,
+                        help="the official plugin's level-0 browse stops before a step expected to end past this (s)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (the report shows medians)")
+    parser.add_argument("--no-browse", action="store_true", help="skip the browse actions (quicker look)")
+    parser.add_argument("--ts026-from", default=None,
+                        help="smoke tests only: where TS_026 is absent, run its steps on this run "
+                             "of the portal's facts (e.g. first_run_of_largest)")
     parser.add_argument("--skip-ndjson", action="store_true")
     parser.add_argument("--skip-floor", action="store_true", help="skip the napari-alone run")
     parser.add_argument("--no-report", action="store_true")
@@ -148,23 +193,31 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not os.environ.get("DISPLAY"):
         raise SystemExit("no DISPLAY: run through bench/run.sh (xvfb-run)")
+    sizes = [s for s in args.sizes.split(",") if s]
+    links = [parse_link(x) for x in args.links.split(",") if x]
+    plugins = [p for p in args.plugins.split(",") if p]
 
-    (RESULTS / "machine.json").write_text(json.dumps(machine(), indent=1))
-    for size in args.sizes.split(","):
+    info = machine()
+    info["command"] = "bash bench/run.sh" + ("" if len(sys.argv) < 2 else " " + shlex.join(sys.argv[1:]))
+    info["plan"] = {"sizes": sizes, "links": links, "plugins": plugins, "repeat": args.repeat,
+                    "browse": not args.no_browse, "official_browse_budget_s": args.official_browse_budget}
+    (RESULTS / "machine.json").write_text(json.dumps(info, indent=1))
+    for size in sizes:
+        for link in links:
+            for plugin in plugins:
+                for old in RESULTS.glob(f"{plugin}-{size}-{link['name']}-r*"):
+                    old.unlink()  # a configuration's results all come from this run
+    for size in sizes:
         proc, ready, portal_json = start_portal(size)
         try:
-            if size == args.sizes.split(",")[0] and not args.skip_floor:
-                run_driver("napari", size, 0.0, portal_json, args)
-            for latency in (float(x) for x in args.latencies.split(",")):
-                for plugin in args.plugins.split(","):
-                    for old in RESULTS.glob(f"{plugin}-{size}-{int(latency)}ms-r*"):
-                        old.unlink()  # a configuration's results all come from this run
+            if size == sizes[0] and not args.skip_floor:
+                run_driver("napari", size, parse_link("loopback"), portal_json, args)
             # repetitions interleave the configurations, so slow spells of a busy machine
             # spread over all of them instead of hitting one
             for rep in range(1, args.repeat + 1):
-                for latency in (float(x) for x in args.latencies.split(",")):
-                    for plugin in args.plugins.split(","):
-                        run_driver(plugin, size, latency, portal_json, args, rep)
+                for link in links:
+                    for plugin in plugins:
+                        run_driver(plugin, size, link, portal_json, args, rep)
         finally:
             stop_portal(proc)
     if not args.skip_ndjson:
