@@ -64,7 +64,7 @@ def start_portal(size: str) -> tuple[subprocess.Popen, dict, Path]:
     path = RESULTS / f"portal-{size}.json"
     path.write_text(json.dumps(ready, indent=1))
     log(f"portal up in {ready['startup_s']} s: {ready['facts']['datasets']} datasets, "
-        f"{ready['facts']['runs']} runs")
+        f"{ready['facts']['runs']} runs" + (f"; TS_026's chunks rendered: {ready['warmed']}" if ready.get("warmed") else ""))
     return proc, ready, path
 
 

@@ -41,6 +41,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from napari_cryoet_portal.demo.content import BUCKET
@@ -265,16 +266,61 @@ def _need(portal: DemoPortal, query: dict[str, list[str]]) -> dict:
     return out
 
 
+def _roomier_virtual_objects(portal: DemoPortal, disk_gb: float, memory_items: int) -> Any:
+    """The content's objects made on request, with room for every chunk of the portal-sized
+    tomogram on disk (the demo keeps 1 GB: less than the chunks one browse touches) and a
+    level-0 plane's chunks in memory, so that the link, not the demo rendering chunks on 2
+    cores, sets the pace. Same objects, same bytes; None when the content has none."""
+    current = getattr(portal.s3, "virtual", None)
+    if not current:
+        return None
+    try:
+        from napari_cryoet_portal.demo.virtual import VIRTUAL_JSON, VirtualObjects
+
+        spec = json.loads((Path(portal.content_dir) / VIRTUAL_JSON).read_text())
+        objects = VirtualObjects(portal.content_dir, spec, memory_items=memory_items,
+                                 disk_bytes=int(disk_gb * 2**30))
+    except Exception as exc:  # noqa: BLE001 - the demo's own settings then
+        print(f"portal_server: keeping the demo's virtual objects ({exc!r})", file=sys.stderr)
+        return current
+    for server in (portal.s3, portal.files):
+        if hasattr(server, "virtual"):
+            server.virtual = objects
+    return objects
+
+
+def _warm(objects: Any, zarr_key: str) -> dict:
+    """Render every chunk of ``zarr_key`` once, into the on-disk cache (kept across runs)."""
+    t0 = time.monotonic()
+    keys = [k for k in objects.keys(zarr_key + "/") if not k.rsplit("/", 1)[-1].startswith(".")]
+    nbytes = 0
+    for key in keys:
+        nbytes += len(objects.get(key) or b"")
+    return {"objects": len(keys), "bytes": nbytes, "seconds": round(time.monotonic() - t0, 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", choices=["small", "large"], default="small")
+    parser.add_argument("--virtual-disk-gb", type=float, default=6.0,
+                        help="on-disk cache for chunks made on request (all of TS_026's: ~4.6 GB)")
+    parser.add_argument("--virtual-memory-chunks", type=int, default=20)
+    parser.add_argument("--no-warm", action="store_true",
+                        help="do not render TS_026's chunks before serving")
     args = parser.parse_args()
 
     t0 = time.monotonic()
     link = TrackedLink()
     portal = DemoPortal(args.size, link=link)
+    objects = _roomier_virtual_objects(portal, args.virtual_disk_gb, args.virtual_memory_chunks)
     portal.start()
     portal.wait_ready()
+    facts = _facts(portal)
+    warmed = None
+    if objects and facts.get("ts026_run") and facts["ts026_run"].get("zarr_key") and not args.no_warm:
+        print("portal_server: rendering TS_026's chunks into the demo's cache (first time: minutes)",
+              file=sys.stderr, flush=True)
+        warmed = _warm(objects, facts["ts026_run"]["zarr_key"])
     startup_s = time.monotonic() - t0
     stop = threading.Event()
 
@@ -343,7 +389,8 @@ def main() -> int:
         "size": args.size,
         "content_dir": str(Path(portal.content_dir)),
         "startup_s": round(startup_s, 2),
-        "facts": _facts(portal),
+        "warmed": warmed,
+        "facts": facts,
     }
     print(json.dumps(ready), flush=True)
     try:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark, in one command:
-#   bash bench/run.sh                  # everything: small + large, 0 and 100 ms, both plugins
-#   bash bench/run.sh --sizes small --latencies 0        # a subset (options of bench/harness.py)
+#   bash bench/run.sh        # everything: small + large, links loopback and 100mbit, both plugins, 3 reps
+#   bash bench/run.sh --sizes small --links loopback --repeat 1 --skip-ndjson   # a subset
+#   bash bench/run.sh --help # the options (of bench/harness.py)
 #
 # 1. creates or updates bench/.venv (uv, pinned by constraints.txt + bench/constraints-extra.txt)
 #    with this project and napari-cryoet-data-portal 0.5.0, which is installed here only;
