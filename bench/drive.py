@@ -188,6 +188,7 @@ def main() -> int:
                         help="for the level-0 actions (the official plugin reads whole chunks)")
     parser.add_argument("--official-browse-budget", type=float, default=60.0)
     parser.add_argument("--no-browse", action="store_true")
+    parser.add_argument("--ours-level0", choices=["pin", "multiscale"], default="pin")
     parser.add_argument("--ts026-from", default=None,
                         help="smoke tests: run the TS_026 steps on another run of the facts "
                              "(e.g. first_run_of_largest on the small portal)")

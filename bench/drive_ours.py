@@ -7,13 +7,15 @@
 - Open: make the run's row current, as a click does (``PortalWidget.select``); done when
   ``openFinished(run_id)`` has been emitted.
 - Full resolution: pick "Level 0" in the widget's Level box (its ``activated`` signal, as a
-  click on the entry); the image layer is swapped for level 0 alone.
+  click on the entry); the image layer is swapped for level 0 alone. With
+  ``--ours-level0 multiscale`` the layer stays multiscale instead and the user zooms in until
+  napari shows level 0 (nothing to do when it already does at "fit to view").
 - Sharp: every fetcher of the plugin's layers is idle (``PluginLayers.fetchers()``).
 """
 
 from __future__ import annotations
 
-from driver_base import BaseDriver
+from driver_base import BaseDriver, view_info
 from probes import Action
 
 
@@ -92,10 +94,35 @@ class OursDriver(BaseDriver):
         return self._run_id in self._finished
 
     def view_sharp(self) -> bool:
-        return all(fetcher.idle for fetcher in self.widget.layers.fetchers())
+        fetchers = self.widget.layers.fetchers()
+        closed = [f for f in fetchers if getattr(f, "_closed", False)]
+        if closed:  # it ignores requests: idle forever, the view never gets its voxels
+            raise RuntimeError(f"{len(closed)} fetcher(s) of the plugin's layers are closed: "
+                               "the view can never get sharp")
+        return all(fetcher.idle for fetcher in fetchers)
 
     def layer_signals(self) -> tuple:
         return (self.viewer.layers.events.inserted, self.widget.layersChanged, self.widget.openFinished)
+
+    def level0(self, run: dict, action: Action) -> None:
+        if getattr(self.args, "ours_level0", "pin") != "multiscale":
+            return super().level0(run, action)
+        action.notes["run"] = run
+        action.notes["how"] = "multiscale: zoom in until napari shows level 0"
+        image = self._image
+        zooms = 0
+        while image.multiscale and image.data_level != 0 and zooms < 6:
+            self.viewer.camera.zoom = self.viewer.camera.zoom * 2
+            zooms += 1
+            self.rec.idle(0.2)  # napari picks the level when it next draws
+            self.rec.wait_until(lambda: image.loaded, self.args.level0_timeout)
+        action.notes["zoom_doublings"] = zooms
+        timeout = self.args.level0_timeout
+        self._settle_sharp(action, timeout)
+        view = view_info(self.viewer, image, run)
+        action.notes["sharp_view"] = view
+        self._add_need(action, "sharp", run, view)
+        self.wait_quiet(action, timeout)
 
     def choose_level0(self, action: Action) -> None:
         box = self.widget.annotations.level

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from typing import Any, Callable
 
 import numpy as np
@@ -84,6 +85,10 @@ class BaseDriver:
             action.notes["timeout"] = str(exc)
         except NotImplementedError as exc:
             action.notes["not_available"] = str(exc) or "the plugin offers no way to do this"
+        except Exception as exc:  # noqa: BLE001 - recorded; the story goes on where it can
+            action.notes["failed"] = f"{type(exc).__name__}: {exc}"
+            self.extra.setdefault("failures", []).append({"action": name, "error": "".join(traceback.format_exception(exc))})
+            traceback.print_exc()
         finally:
             self.rec.end(action)
         self.rec.idle(0.5)
@@ -119,14 +124,17 @@ class BaseDriver:
                 self.step("browse_large", self.browse)
 
     def ts026_story(self, run: dict) -> None:
+        def ok(a: Action) -> bool:
+            return not a.timed_out and not {"not_available", "failed"} & set(a.notes)
+
         opened = self.step("open_ts026", self.open, run)
-        if opened.timed_out or self._image is None:
+        if not ok(opened) or self._image is None:
             return
         level0 = self.step("level0_ts026", self.level0, run)
-        if level0.timed_out or "not_available" in level0.notes:
+        if not ok(level0):
             return
         plane = self.step("plane_ts026", self.plane, run)
-        if self.args.no_browse or plane.timed_out:
+        if self.args.no_browse or not ok(plane):
             return
         first_step_s = (plane.marks.get("sharp") or time.monotonic()) - plane.t0
         self.step("browse_ts026", self.browse_level0, run, first_step_s)

@@ -97,6 +97,7 @@ def run_driver(plugin: str, size: str, link: dict, portal_json: Path, args, rep:
         cmd.append("--no-browse")
     if args.ts026_from:
         cmd += ["--ts026-from", args.ts026_from]
+    cmd += ["--ours-level0", args.ours_level0]
     # Generous bound: listing cap + every other action's cap; the driver enforces the real ones.
     hard = (args.listing_timeout * 2 + args.action_timeout * 10 + args.level0_timeout * 3
             + args.official_browse_budget + 600)
@@ -183,6 +184,9 @@ def main() -> int:
                         help="the official plugin's level-0 browse stops before a step expected to end past this (s)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (the report shows medians)")
     parser.add_argument("--no-browse", action="store_true", help="skip the browse actions (quicker look)")
+    parser.add_argument("--ours-level0", choices=["pin", "multiscale"], default="pin",
+                        help="how this plugin's user gets full resolution: pin Level 0 in the widget "
+                             "(default), or stay multiscale and zoom in until napari shows level 0")
     parser.add_argument("--ts026-from", default=None,
                         help="smoke tests only: where TS_026 is absent, run its steps on this run "
                              "of the portal's facts (e.g. first_run_of_largest)")
@@ -200,7 +204,8 @@ def main() -> int:
     info = machine()
     info["command"] = "bash bench/run.sh" + ("" if len(sys.argv) < 2 else " " + shlex.join(sys.argv[1:]))
     info["plan"] = {"sizes": sizes, "links": links, "plugins": plugins, "repeat": args.repeat,
-                    "browse": not args.no_browse, "official_browse_budget_s": args.official_browse_budget}
+                    "browse": not args.no_browse, "official_browse_budget_s": args.official_browse_budget,
+                    "ours_level0": args.ours_level0}
     (RESULTS / "machine.json").write_text(json.dumps(info, indent=1))
     for size in sizes:
         for link in links:

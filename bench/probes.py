@@ -186,10 +186,18 @@ class Recorder:
         if predicate():
             return time.monotonic()
         loop = QEventLoop()
-        state: dict[str, float | None] = {"done": None}
+        state: dict[str, Any] = {"done": None, "error": None}
 
         def check(*_: Any) -> None:
-            if state["done"] is None and predicate():
+            if state["done"] is not None or state["error"] is not None:
+                return
+            try:
+                ready = predicate()
+            except Exception as exc:  # noqa: BLE001 - raised again below, outside Qt's slot
+                state["error"] = exc
+                loop.quit()
+                return
+            if ready:
                 state["done"] = time.monotonic()
                 loop.quit()
 
@@ -220,6 +228,8 @@ class Recorder:
                     signal.disconnect(soon)
                 except (TypeError, RuntimeError):
                     pass
+        if state["error"] is not None:
+            raise state["error"]
         if state["done"] is None:
             raise WaitTimeout(f"not done after {timeout_s:.0f} s")
         return state["done"]

@@ -462,6 +462,9 @@ def main() -> int:
           "Then a plane no view has needed yet (z = depth/8, another chunk slab than the middle), then "
           f"the browse: 20 z positions across the volume, each until sharp. The official plugin's browse "
           f"stops before a step expected to end after {PLAN.get('official_browse_budget_s', 60):g} s.", "")
+        if PLAN.get("ours_level0") == "multiscale":
+            d("**This run's plugin stayed multiscale** (`--ours-level0 multiscale`): instead of pinning "
+              "Level 0, the user zoomed in until napari showed level 0.", "")
         d.table(["action / metric", "link", "this plugin", "official 0.5.0", "ratio", "note"], rows)
     else:
         d("No TS_026 results (the portal lacks the run, or the large portal was not run).", "")
@@ -578,14 +581,14 @@ def issue7_rows() -> list[list[str]]:
     for l in present:
         link = link_by_name(l)
         o, x = pair(size, l, lambda r: mark(r, "plane_ts026", "sharp"))
-        if not o.ok and not x.ok:
+        if not has_ts026(size, l):
             continue
         floor = stat("ours", size, l, lambda r: plane_floor_ms(r, "plane_ts026", link))
         n = stat("ours", size, l, lambda r: plane_need(r, "plane_ts026"))
         applies = l == PLANE_LINK
         rows.append([f"3. sharp level-0 plane of TS_026 ≤ {fmt_ms(PLANE_MAX_MS)} at {PLANE_LINK}" + ("" if applies else " (reported)"),
                      l, f"new z at level 0 (need {n.text(fmt_bytes)}" + (f", floor {floor.text(fmt_ms)})" if floor.ok else ")"),
-                     o.text(fmt_ms), official_or_na(x, size, l, "plane_ts026", fmt_ms),
+                     ours_or_why(o, size, l, "plane_ts026", fmt_ms), official_or_na(x, size, l, "plane_ts026", fmt_ms),
                      ratio_stat(size, l, lambda r: mark(r, "plane_ts026", "sharp")).text(fmt_x),
                      met(None if not applies or o.median is None else o.median <= PLANE_MAX_MS)])
         ob, xb = pair(size, l, lambda r: whole_bytes(r, "plane_ts026"))
@@ -597,33 +600,49 @@ def issue7_rows() -> list[list[str]]:
         fn = lambda r: rss_growth(r, ("browse_ts026",), "open_ts026")  # noqa: E731
         o = stat("ours", size, l, fn)
         x = stat("official", size, l, fn)
-        if not o.ok and not x.ok:
+        if not has_ts026(size, l):
             continue
-        x_text = x.text(fmt_mb)
+        x_text = official_or_na(x, size, l, "browse_ts026", fmt_mb)
         partial = first_of("official", size, l, lambda r: get(r, "browse_ts026", "notes", "stopped"))
         if partial:
             x_text = f"n/a: {partial} (over those: {x_text})"
         rows.append([f"4. peak RSS growth browsing TS_026 at level 0 ≤ {RSS_GROWTH_MAX_MB:g} MB", l,
-                     "20 z steps, each until sharp; from before the open", o.text(fmt_mb), x_text, "",
+                     "20 z steps, each until sharp; from before the open",
+                     ours_or_why(o, size, l, "browse_ts026", fmt_mb), x_text, "",
                      met(None if o.median is None else o.median <= RSS_GROWTH_MAX_MB)])
         so, sx = pair(size, l, lambda r: get(r, "browse_ts026", "longest_stall_ms"))
         rows.append(["4. … longest main-thread stall while browsing", l, "(napari never waits on bytes)",
-                     so.text(fmt_ms), sx.text(fmt_ms), "", met(None if so.median is None else so.median <= STALL_LIMIT_MS)])
+                     ours_or_why(so, size, l, "browse_ts026", fmt_ms), official_or_na(sx, size, l, "browse_ts026", fmt_ms), "", met(None if so.median is None else so.median <= STALL_LIMIT_MS)])
     return rows
 
 
-def official_or_na(x: Stat, size: str, link: str, act: str, fmt: Callable) -> str:
-    """The official plugin's value, or why there is none."""
-    if x.ok:
-        return x.text(fmt)
-    why = first_of("official", size, link, lambda r: get(r, act, "notes", "not_available"))
+def has_ts026(size: str, link: str) -> bool:
+    return any(action(r, "open_ts026") for p in PLUGINS for r in runs(p, size, link))
+
+
+def or_why(plugin: str, v: Stat, size: str, link: str, act: str, fmt: Callable) -> str:
+    """A plugin's value, or why there is none."""
+    if v.ok:
+        return v.text(fmt)
+    why = first_of(plugin, size, link, lambda r: get(r, act, "notes", "not_available"))
     if why:
         return f"n/a: {why}"
-    if first_of("official", size, link, lambda r: get(r, act, "timed_out")):
+    failed = first_of(plugin, size, link, lambda r: get(r, act, "notes", "failed"))
+    if failed:
+        return f"failed: {failed}"
+    if first_of(plugin, size, link, lambda r: get(r, act, "timed_out") or None):
         return "n/a: timed out"
-    if runs("official", size, link) and not first_of("official", size, link, lambda r: action(r, act)):
+    if runs(plugin, size, link) and not first_of(plugin, size, link, lambda r: action(r, act)):
         return "n/a: not reached (an earlier step failed or timed out)"
     return "—"
+
+
+def official_or_na(x: Stat, size: str, link: str, act: str, fmt: Callable) -> str:
+    return or_why("official", x, size, link, act, fmt)
+
+
+def ours_or_why(o: Stat, size: str, link: str, act: str, fmt: Callable) -> str:
+    return or_why("ours", o, size, link, act, fmt)
 
 
 def general_rows(size: str, l: str) -> list[list[str]]:
@@ -716,11 +735,12 @@ def ts026_rows(size: str, l: str) -> list[list[str]]:
     # full resolution
     act = "level0_ts026"
     o, x = pair(size, l, lambda r: mark(r, act, "image_drawn"))
-    rows.append(row("Full resolution (ours: Level 0; official: High + Open) → image drawn", l, o,
-                    x if x.ok else x, fmt_ms, ratio_stat(size, l, lambda r: mark(r, act, "image_drawn")).text(fmt_x),
-                    "official: everything is opened again"))
+    rows.append(["Full resolution (ours: Level 0; official: High + Open) → image drawn", l,
+                 ours_or_why(o, size, l, act, fmt_ms), official_or_na(x, size, l, act, fmt_ms),
+                 ratio_stat(size, l, lambda r: mark(r, act, "image_drawn")).text(fmt_x),
+                 "official: everything is opened again"])
     o, x = pair(size, l, lambda r: mark(r, act, "sharp"))
-    rows.append(["  → sharp", l, o.text(fmt_ms), official_or_na(x, size, l, act, fmt_ms),
+    rows.append(["  → sharp", l, ours_or_why(o, size, l, act, fmt_ms), official_or_na(x, size, l, act, fmt_ms),
                  ratio_stat(size, l, lambda r: mark(r, act, "sharp")).text(fmt_x),
                  f"ours: {level_text(first_of('ours', size, l, lambda r: get(r, act, 'notes', 'sharp_view')))}; "
                  f"official: {level_text(first_of('official', size, l, lambda r: get(r, act, 'notes', 'sharp_view')))}"])
@@ -733,7 +753,7 @@ def ts026_rows(size: str, l: str) -> list[list[str]]:
     act = "plane_ts026"
     o, x = pair(size, l, lambda r: mark(r, act, "sharp"))
     floor = stat("ours", size, l, lambda r: plane_floor_ms(r, act, link))
-    rows.append(["Level 0, a plane not seen yet → sharp", l, o.text(fmt_ms), official_or_na(x, size, l, act, fmt_ms),
+    rows.append(["Level 0, a plane not seen yet → sharp", l, ours_or_why(o, size, l, act, fmt_ms), official_or_na(x, size, l, act, fmt_ms),
                  ratio_stat(size, l, lambda r: mark(r, act, "sharp")).text(fmt_x),
                  f"floor (bytes at the link's bandwidth + 2 round trips): {floor.text(fmt_ms)}" if floor.ok else ""])
     o, x = pair(size, l, lambda r: whole_bytes(r, act))
