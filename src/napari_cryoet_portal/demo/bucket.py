@@ -12,7 +12,9 @@ import io
 import json
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,17 +25,49 @@ from PIL import Image
 from .volumes import Block
 
 PORTAL_CHUNK = 256  # the portal's chunk edge, even when the array is smaller (edge chunks padded)
-COMPRESSOR = {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}
+# zarr-python 2's default compressor, which the portal's writer leaves in place (keys sorted, as
+# zarr writes them)
+COMPRESSOR = {"blocksize": 0, "clevel": 5, "cname": "lz4", "id": "blosc", "shuffle": 1}
 LEVELS = 3
 Reduce = Literal["mean", "binary", "nearest"]
 DTYPES: dict[Reduce, np.dtype] = {
     "mean": np.dtype("<f4"),  # tomograms
-    "binary": np.dtype("|i1"),  # semantic masks
+    "binary": np.dtype("|i1"),  # semantic masks (float32 before 2024-03-19)
     "nearest": np.dtype("<u2"),  # instance masks
 }
 Source = np.ndarray | Callable[[Block], np.ndarray]
 
 _codec = Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE, blocksize=0)
+_encoders: ThreadPoolExecutor | None = None
+_encoders_lock = threading.Lock()
+
+
+def zarr_json(obj: Any) -> bytes:
+    """JSON as zarr-python 2 writes `.zarray`, `.zattrs` and `.zgroup`: 4-space indent, keys
+    sorted, ASCII."""
+    text = json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=True, separators=(",", ": "))
+    return text.encode()
+
+
+def encode_chunk(data: np.ndarray) -> bytes:
+    """One chunk, blosc-lz4 with byte shuffle as the portal's chunks, and deterministic.
+
+    numcodecs compresses with blosc's global thread pool when called from the main thread, and
+    then the blocks of a frame land in whatever order the threads finish (same bytes, other
+    order): so the main thread hands the work to a helper thread, where numcodecs uses the
+    single-threaded, contextual blosc call and the frame is the same every time.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _codec.encode(data)
+    return _pool().submit(_codec.encode, data).result()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _encoders
+    with _encoders_lock:
+        if _encoders is None:
+            _encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-encode")
+        return _encoders
 
 
 class Bucket:
@@ -90,43 +124,78 @@ def write_ome_zarr(
     reduce: Reduce,
     chunk: int | None = PORTAL_CHUNK,
     labels: Sequence[int] = (),
+    *,
+    dtype: str | None = None,
+    axes: str = "zyx",
+    unit: bool = True,
+    relative_scales: bool = False,
+    missing_levels: Sequence[int] = (),
 ) -> int:
-    """Write a 3-level pyramid (2× binning in z, y, x per level) at `key` (no trailing slash).
+    """Write a 3-level pyramid (2× binning in z, y, x per level) at `key` (no trailing slash),
+    the way the portal's zarr-python 2 + ome-zarr writer stores it: 256³ chunks with the edge
+    chunks padded to full size with the fill value, `/` separators, blosc lz4.
 
-    `source` is the level-0 array, or a function rendering level-0 blocks so that large volumes
-    never sit in memory at full resolution. `chunk=None` makes each level a single chunk of its
-    own shape (legal, unpadded; cheap for tiny volumes). `labels` marks an instance mask
-    (NGFF image-label). Returns the bytes written.
+    `source` is the level-0 array (z, y, x), or a function rendering level-0 blocks so that
+    large volumes never sit in memory at full resolution. `labels` marks an instance mask
+    (NGFF image-label). Stores as the portal wrote them at other times: `dtype` (a float32
+    mask), `axes="xyz"` (the array stored transposed, axes listed x, y, z), `unit=False` (axes
+    without a unit), `relative_scales` (scales 1, 2, 4 instead of Å), `missing_levels` (listed
+    in `.zattrs`, but no `.zarray` and no chunks). `chunk=None` makes each level one chunk of
+    its own shape (legal zarr, but not what the portal writes). Returns the bytes written.
     """
     if any(n % 2 ** (LEVELS - 1) for n in shape):
         raise ValueError(f"shape {shape} must be divisible by {2 ** (LEVELS - 1)}")
-    dtype = DTYPES[reduce]
-    total = bucket.put_json(f"{key}/.zgroup", {"zarr_format": 2})
-    total += bucket.put_json(f"{key}/.zattrs", ngff_attrs(voxel_spacing, labels))
+    out_dtype = np.dtype(dtype) if dtype else DTYPES[reduce]
+    if axes not in ("zyx", "xyz"):
+        raise ValueError(f"axes must be 'zyx' or 'xyz', not {axes!r}")
+    if axes == "xyz":  # binning is symmetric: bin the transposed array as it is stored
+        if not isinstance(source, np.ndarray):
+            raise ValueError("an x, y, z store needs its level-0 array")
+        source, shape = np.ascontiguousarray(source.transpose(2, 1, 0)), shape[::-1]
+    total = bucket.put(f"{key}/.zgroup", zarr_json({"zarr_format": 2}))
+    attrs = ngff_attrs(voxel_spacing, labels, axes=axes, unit=unit, relative=relative_scales)
+    total += bucket.put(f"{key}/.zattrs", zarr_json(attrs))
     level_shape: tuple[int, ...] = shape
     for i in range(LEVELS):
         half = tuple(n // 2 for n in level_shape)
-        binned = np.empty(half, dtype) if i < LEVELS - 1 else None
+        binned = np.empty(half, out_dtype) if i < LEVELS - 1 else None
+        write = i not in missing_levels
         total += _write_array(
-            bucket, f"{key}/{i}", source, level_shape, dtype, chunk, binned, reduce
+            bucket, f"{key}/{i}", source, level_shape, out_dtype, chunk, binned, reduce, write
         )
         if binned is not None:
             source, level_shape = binned, half
     return total
 
 
-def ngff_attrs(voxel_spacing: float, labels: Sequence[int] = ()) -> dict[str, Any]:
-    """The `.zattrs` ome-zarr 0.4 writes for the portal: z, y, x in Å, scale doubling per level."""
-    axes = [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"]
+def ngff_attrs(
+    voxel_spacing: float,
+    labels: Sequence[int] = (),
+    *,
+    axes: str = "zyx",
+    unit: bool = True,
+    relative: bool = False,
+) -> dict[str, Any]:
+    """The `.zattrs` ome-zarr 0.9 writes for the portal (`write_multiscale`: no "metadata"
+    key, name "/"): z, y, x in Å, scale doubling per level. Before 2024-03-06 the axes had no
+    unit and the scales were 1, 2, 4 (ome-zarr's default, shape ratios)."""
+    axis_list: list[dict[str, str]] = []
+    for a in axes:
+        axis = {"name": a, "type": "space"}
+        if unit:
+            axis["unit"] = "angstrom"
+        axis_list.append(axis)
     datasets = [
         {
-            "coordinateTransformations": [{"scale": [voxel_spacing * 2**i] * 3, "type": "scale"}],
+            "coordinateTransformations": [
+                {"scale": [float(2**i) if relative else voxel_spacing * 2**i] * 3, "type": "scale"}
+            ],
             "path": str(i),
         }
         for i in range(LEVELS)
     ]
     attrs: dict[str, Any] = {
-        "multiscales": [{"axes": axes, "datasets": datasets, "name": "/", "version": "0.4"}]
+        "multiscales": [{"axes": axis_list, "datasets": datasets, "name": "/", "version": "0.4"}]
     }
     if labels:
         attrs["image-label"] = {
@@ -134,6 +203,37 @@ def ngff_attrs(voxel_spacing: float, labels: Sequence[int] = ()) -> dict[str, An
             "version": "0.4",
         }
     return attrs
+
+
+def zarray(shape: Sequence[int], dtype: np.dtype, chunks: Sequence[int]) -> dict[str, Any]:
+    """A level's `.zarray` as zarr-python 2 writes it (fill value 0.0 for floats, 0 for ints)."""
+    dtype = np.dtype(dtype)
+    return {
+        "chunks": list(chunks),
+        "compressor": COMPRESSOR,
+        "dimension_separator": "/",
+        "dtype": dtype.str,
+        "fill_value": 0.0 if dtype.kind == "f" else 0,
+        "filters": None,
+        "order": "C",
+        "shape": list(shape),
+        "zarr_format": 2,
+    }
+
+
+def chunk_grid(shape: Sequence[int], chunks: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Every chunk index (z, y, x order of the array's axes) of a level, in key order."""
+    counts = [-(-n // c) for n, c in zip(shape, chunks)]
+    return [(a, b, c) for a in range(counts[0]) for b in range(counts[1]) for c in range(counts[2])]
+
+
+def padded(data: np.ndarray, chunks: Sequence[int]) -> np.ndarray:
+    """An edge chunk at full chunk size, padded with the fill value (0), as zarr v2 stores it."""
+    if data.shape == tuple(chunks):
+        return data
+    full = np.zeros(tuple(chunks), data.dtype)
+    full[tuple(slice(0, s) for s in data.shape)] = data
+    return full
 
 
 def _write_array(
@@ -145,53 +245,46 @@ def _write_array(
     chunk: int | None,
     binned: np.ndarray | None,
     reduce: Reduce,
+    write: bool = True,
 ) -> int:
-    """Write one level's `.zarray` and chunks; fill `binned` with the next level meanwhile."""
+    """Write one level's `.zarray` and chunks (unless not `write`: a level missing from the
+    store); fill `binned` with the next level meanwhile. Chunks are encoded two at a time."""
     chunks = tuple(shape) if chunk is None else (chunk,) * 3
-    zarray = {
-        "chunks": list(chunks),
-        "compressor": COMPRESSOR,
-        "dimension_separator": "/",
-        "dtype": dtype.str,
-        "fill_value": 0,
-        "filters": None,
-        "order": "C",
-        "shape": list(shape),
-        "zarr_format": 2,
-    }
-    total = bucket.put_json(f"{key}/.zarray", zarray)
-    grid = [range(0, n, c) for n, c in zip(shape, chunks)]
-    for z in grid[0]:
-        for y in grid[1]:
-            for x in grid[2]:
-                origin = (z, y, x)
-                size = tuple(min(c, n - o) for c, n, o in zip(chunks, shape, origin))
-                region = tuple(slice(o, o + s) for o, s in zip(origin, size))
-                data = source[region] if isinstance(source, np.ndarray) else source((origin, size))
-                data = np.asarray(data, dtype)
-                if binned is not None:
-                    binned[tuple(slice(o // 2, (o + s) // 2) for o, s in zip(origin, size))] = _bin(
-                        data, reduce
-                    )
-                if (
-                    size != chunks
-                ):  # zarr v2 stores edge chunks at full size, padded with fill_value
-                    padded = np.zeros(chunks, dtype)
-                    padded[tuple(slice(0, s) for s in size)] = data
-                    data = padded
-                total += bucket.put(
-                    f"{key}/{z // chunks[0]}/{y // chunks[1]}/{x // chunks[2]}", _codec.encode(data)
-                )
-    return total
+    total = bucket.put(f"{key}/.zarray", zarr_json(zarray(shape, dtype, chunks))) if write else 0
+    pending: list[tuple[str, Future[bytes]]] = []
+
+    def flush(keep: int) -> int:
+        n = 0
+        while len(pending) > keep:
+            k, f = pending.pop(0)
+            n += bucket.put(k, f.result())
+        return n
+
+    for index in chunk_grid(shape, chunks):
+        origin = tuple(i * c for i, c in zip(index, chunks))
+        size = tuple(min(c, n - o) for c, n, o in zip(chunks, shape, origin))
+        region = tuple(slice(o, o + s) for o, s in zip(origin, size))
+        data = source[region] if isinstance(source, np.ndarray) else source((origin, size))
+        if binned is not None:
+            binned[tuple(slice(o // 2, (o + s) // 2) for o, s in zip(origin, size))] = _bin(
+                data, reduce
+            )
+        if not write:
+            continue
+        data = padded(np.ascontiguousarray(data, dtype), chunks)
+        pending.append(("{}/{}/{}/{}".format(key, *index), _pool().submit(_codec.encode, data)))
+        total += flush(keep=2)
+    return total + flush(keep=0)
 
 
 def _bin(a: np.ndarray, reduce: Reduce) -> np.ndarray:
-    """One 2× pyramid step as the portal does it (mean; mean then re-binarise; nearest)."""
+    """One 2× pyramid step as the portal does it: mean (tomograms); mean, then any non-zero is 1
+    (semantic masks, MaskConverter's `data > 0`); every other voxel (instance masks)."""
     if reduce == "nearest":
         return a[::2, ::2, ::2]
     z, y, x = (n // 2 for n in a.shape)
     mean = a.reshape(z, 2, y, 2, x, 2).mean(axis=(1, 3, 5), dtype=np.float32)
-    return (mean >= 0.5).astype(np.int8) if reduce == "binary" else mean
+    return (mean > 0).astype(a.dtype) if reduce == "binary" else mean
 
 
 # ---------------------------------------------------------------- annotation files
@@ -202,54 +295,86 @@ def ndjson_points(
     rotations: np.ndarray | None = None,
     instance_ids: Sequence[int] | None = None,
 ) -> bytes:
-    """Point / orientedPoint / instancePoint lines; `xyz` in voxels at the annotation's spacing."""
+    """Point / orientedPoint / instancePoint lines; `xyz` in voxels at the annotation's spacing.
+
+    As the portal's converters write them: `json.dumps` per row (full float precision), joined
+    by newlines, no newline after the last row."""
     lines = []
     for i, (x, y, z) in enumerate(np.asarray(xyz, float)):
         row: dict[str, Any] = {
             "type": "point",
-            "location": {"x": round(x, 3), "y": round(y, 3), "z": round(z, 3)},
+            "location": {"x": float(x), "y": float(y), "z": float(z)},
         }
         if rotations is not None:
             row["type"] = "orientedPoint"
-            row["xyz_rotation_matrix"] = np.round(rotations[i], 6).tolist()
+            row["xyz_rotation_matrix"] = np.asarray(rotations[i], float).tolist()
         elif instance_ids is not None:
             row["type"] = "instancePoint"
             row["instance_id"] = int(instance_ids[i])
         lines.append(json.dumps(row))
-    return ("\n".join(lines) + "\n").encode()
+    return "\n".join(lines).encode()
 
 
 def glb_mesh(vertices: np.ndarray, faces: np.ndarray) -> bytes:
-    """A minimal valid binary glTF 2.0 holding one triangle mesh (positions + uint32 indices)."""
-    idx = np.ascontiguousarray(faces, "<u4").tobytes()
-    pos = np.ascontiguousarray(vertices, "<f4")
-    binary = idx + pos.tobytes()
+    """One triangle mesh as trimesh exports a loaded mesh: a "world" root node whose child
+    holds the geometry, no transforms (the vertices are where they are)."""
+    nodes = [{"name": "world", "children": [1]}, {"name": "geometry_0", "mesh": 0}]
+    return glb_scene([(vertices, faces)], nodes)
+
+
+def glb_scene(meshes: Sequence[tuple[np.ndarray, np.ndarray]], nodes: Sequence[dict]) -> bytes:
+    """A binary glTF 2.0 scene laid out as trimesh writes one: per mesh a uint32 index
+    accessor then a float32 POSITION accessor, meshes named geometry_i, node 0 the scene root.
+
+    `nodes` are glTF nodes, except that a "matrix" may be given as a 4×4 array (math order; it
+    is written column-major as glTF wants). A node may instead carry "translation", "rotation"
+    (quaternion x, y, z, w) and "scale" (TRS). Two nodes naming the same mesh instance it.
+    """
+    binary = b""
+    views: list[dict] = []
+    accessors: list[dict] = []
+    gltf_meshes: list[dict] = []
+    for i, (vertices, faces) in enumerate(meshes):
+        idx = np.ascontiguousarray(faces, "<u4").reshape(-1)
+        pos = np.ascontiguousarray(vertices, "<f4").reshape(-1, 3)
+        for data, kind, component in ((idx, "SCALAR", 5125), (pos, "VEC3", 5126)):
+            raw = data.tobytes()
+            views.append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(raw)})
+            binary += raw + b"\0" * (-len(raw) % 4)
+            lo, hi = (data.min(axis=0), data.max(axis=0))
+            accessors.append(
+                {
+                    "componentType": component,
+                    "type": kind,
+                    "bufferView": len(views) - 1,
+                    "count": len(data),
+                    "max": np.atleast_1d(hi).tolist(),
+                    "min": np.atleast_1d(lo).tolist(),
+                }
+            )
+        primitive = {"attributes": {"POSITION": len(accessors) - 1}, "indices": len(accessors) - 2}
+        gltf_meshes.append({"name": f"geometry_{i}", "primitives": [{**primitive, "mode": 4}]})
+    out_nodes = []
+    for node in nodes:
+        node = dict(node)
+        if "matrix" in node:
+            node["matrix"] = np.asarray(node["matrix"], float).T.reshape(-1).tolist()
+        for k in ("translation", "rotation", "scale"):
+            if k in node:
+                node[k] = [float(v) for v in node[k]]
+        out_nodes.append(node)
     gltf = {
-        "asset": {"version": "2.0", "generator": "napari-cryoet-portal demo"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0}],
-        "meshes": [{"primitives": [{"attributes": {"POSITION": 1}, "indices": 0, "mode": 4}]}],
+        "asset": {"version": "2.0", "generator": "https://github.com/mikedh/trimesh"},
+        "accessors": accessors,
+        "meshes": gltf_meshes,
+        "nodes": out_nodes,
         "buffers": [{"byteLength": len(binary)}],
-        "bufferViews": [
-            {"buffer": 0, "byteOffset": 0, "byteLength": len(idx), "target": 34963},
-            {"buffer": 0, "byteOffset": len(idx), "byteLength": pos.nbytes, "target": 34962},
-        ],
-        "accessors": [
-            {"bufferView": 0, "componentType": 5125, "count": int(faces.size), "type": "SCALAR"},
-            {
-                "bufferView": 1,
-                "componentType": 5126,
-                "count": len(pos),
-                "type": "VEC3",
-                "min": pos.min(axis=0).tolist(),
-                "max": pos.max(axis=0).tolist(),
-            },
-        ],
+        "bufferViews": views,
     }
     text = json.dumps(gltf, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 4)
-    binary += b"\0" * (-len(binary) % 4)
     body = (
         struct.pack("<II", len(text), 0x4E4F534A)
         + text
@@ -378,8 +503,8 @@ def tomogram_metadata(
     authors: Iterable[dict[str, Any]],
     paths: dict[str, Any],
 ) -> dict[str, Any]:
-    """`paths`: bucket-relative `omezarr_dir`, `key_photo` {snapshot, thumbnail} and
-    `alignment_metadata_path`."""
+    """`paths`: bucket-relative `omezarr_dir`, `key_photo` {snapshot, thumbnail},
+    `alignment_metadata_path` and `neuroglancer_config_path` (visualization defaults)."""
     scales = [
         dict(zip("xyz", map(int, tomo[f"scale{i}Dimensions"].split(",")))) for i in range(LEVELS)
     ]
@@ -404,6 +529,7 @@ def tomogram_metadata(
         "is_visualization_default": tomo["isVisualizationDefault"],
         "is_standardized": tomo["isPortalStandard"],
         "alignment_metadata_path": paths["alignment_metadata_path"],
+        "neuroglancer_config_path": paths.get("neuroglancer_config_path"),
         "authors": authors_metadata(authors),
         "dates": _dates(tomo),
     }
