@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -78,13 +78,19 @@ class PluginLayers:
         """Swap the layers under ``key`` for new ones, at the same place in the layer list."""
         old = self.get(key)
         index = self._viewer.layers.index(old[0]) if old else None
-        self.remove(key)
+        # a pinned level of the same pyramid shares its fetcher: it must outlive the old layer
+        keep = {id(f) for d, _, _ in data for f in fetchers_in(d)}
+        self.remove(key, keep=keep)
         return self.add(key, data, index=index)
 
-    def remove(self, key: Hashable) -> None:
+    def remove(self, key: Hashable, *, keep: Collection[int] = ()) -> None:
+        """Remove the layers under ``key`` and close their fetchers (except those in ``keep``,
+        by id, which a replacement layer goes on using)."""
         with _quick_removal():
             for layer in self._layers.pop(key, []):
                 for fetcher in self._fetchers.pop(id(layer), []):
+                    if id(fetcher) in keep:
+                        continue
                     fetcher.close()
                     self._end_progress(fetcher)
                 if layer in self._viewer.layers:
