@@ -50,16 +50,49 @@ def zarr_json(obj: Any) -> bytes:
 
 
 def encode_chunk(data: np.ndarray) -> bytes:
-    """One chunk, blosc-lz4 with byte shuffle as the portal's chunks, and deterministic.
+    """One chunk, blosc-lz4 with byte shuffle as the portal's chunks, byte for byte the same
+    every time, with its blocks stored out of order as the portal's are.
 
-    numcodecs compresses with blosc's global thread pool when called from the main thread, and
-    then the blocks of a frame land in whatever order the threads finish (same bytes, other
-    order): so the main thread hands the work to a helper thread, where numcodecs uses the
-    single-threaded, contextual blosc call and the frame is the same every time.
+    The portal's writer compresses in zarr's calling thread, where numcodecs uses blosc's
+    thread pool: the blocks of a frame land in the order the threads finish them (the offset
+    table says where each is). So the same data gives other bytes on every run. Here the
+    blocks are laid out again in one fixed, shuffled order (frame_layout): deterministic,
+    and a reader that assumes block j ends where block j + 1 starts fails on the demo as on
+    the portal.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return _codec.encode(data)
-    return _pool().submit(_codec.encode, data).result()
+    return frame_layout(_codec.encode(data))
+
+
+def frame_layout(frame: bytes) -> bytes:
+    """A blosc1 frame with its blocks in the demo's fixed order: pairs of blocks swapped in
+    every other pair (0 1 3 2 4 5 7 6 ...), as two compressor threads leave them. The block
+    bytes, the offset table's meaning and the frame's length are unchanged; memcpyed frames
+    (no offset table) are returned as they are."""
+    version, _, flags, _, nbytes, blocksize, cbytes = struct.unpack_from("<BBBBIII", frame)
+    if version != 2 or flags & 0x02 or not blocksize:
+        return frame
+    n = -(-nbytes // blocksize)
+    starts = np.frombuffer(frame, "<i4", n, 16).astype(np.int64)
+    by_start = np.argsort(starts, kind="stable")
+    ends = np.empty(n, np.int64)
+    ends[by_start[:-1]] = starts[by_start[1:]]
+    ends[by_start[-1]] = cbytes
+    order = np.arange(n)
+    swap = (np.arange(n) // 2) % 2 == 1
+    order[swap] ^= 1  # partner in the pair
+    order = order[order < n] if n % 2 == 0 else np.where(order < n, order, np.arange(n))
+    first = 16 + 4 * n
+    if int(starts.min()) != first or len(set(order.tolist())) != n:
+        return frame  # not the layout numcodecs writes: leave it alone
+    new_starts = np.empty(n, "<i4")
+    parts = []
+    pos = first
+    for j in order:
+        new_starts[j] = pos
+        parts.append(frame[starts[j] : ends[j]])
+        pos += int(ends[j] - starts[j])
+    assert pos == cbytes
+    return frame[:16] + new_starts.tobytes() + b"".join(parts)
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -272,7 +305,7 @@ def _write_array(
         if not write:
             continue
         data = padded(np.ascontiguousarray(data, dtype), chunks)
-        pending.append(("{}/{}/{}/{}".format(key, *index), _pool().submit(_codec.encode, data)))
+        pending.append(("{}/{}/{}/{}".format(key, *index), _pool().submit(encode_chunk, data)))
         total += flush(keep=2)
     return total + flush(keep=0)
 

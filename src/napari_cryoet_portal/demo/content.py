@@ -40,7 +40,7 @@ from .volumes import (
 BUCKET = "cryoet-demo-portal-public"
 S3_ROOT = "s3://cryoet-demo-portal-public/"
 HTTPS_ROOT = "https://files.demo-portal.invalid/"
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SIZES = ("small", "large")
 
 # white noise (standard deviation) on tomograms whose structure peaks at ~1-1.6: raw
