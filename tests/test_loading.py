@@ -133,13 +133,22 @@ def test_points_at_two_voxel_spacings_coincide_in_angstrom(showcase):
 
 
 def test_image_open_reads_metadata_and_the_coarsest_level_only(portal, showcase):
-    tomogram = showcase.default_tomogram()
-    portal.s3.reset_log()
-    open_tomogram(showcase, tomogram)
-    paths = [r.path for r in portal.s3.requests]
-    assert sum(p.endswith(".zattrs") for p in paths) == 1
-    assert sum(p.endswith(".zarray") for p in paths) == 3
-    chunk_reads = [p for p in paths if not p.endswith((".zattrs", ".zarray"))]
+    """Contrast from the curators' viewer config costs no voxel read; without one, the
+    percentiles cost the coarsest level only."""
+
+    def open_and_log(tomogram):
+        portal.s3.reset_log()
+        open_tomogram(showcase, tomogram)
+        paths = [r.path for r in portal.s3.requests]
+        assert sum(p.endswith(".zattrs") for p in paths) == 1
+        assert sum(p.endswith(".zarray") for p in paths) == 3
+        return [p for p in paths if not p.endswith((".zattrs", ".zarray"))]
+
+    default = showcase.default_tomogram()
+    assert default.neuroglancer_config.contrast_limits is not None
+    assert open_and_log(default) == []
+    plain = next(t for t in showcase.tomograms if t.neuroglancer_config is None)
+    chunk_reads = open_and_log(plain)
     assert chunk_reads and all("/2/" in p.split(".zarr", 1)[1] for p in chunk_reads)
 
 
@@ -165,13 +174,18 @@ def test_objects_of_a_run_get_distinct_colours(showcase):
     spread = annotation_colors(crowd)
     assert len(set(spread.values())) == 5 and spread[min(crowd)] == annotation_color(min(crowd))
     assert annotation_colors(reversed(crowd)) == spread  # whatever the order they come in
-    # every annotation layer of the run carries its object's colour
+    # every annotation layer of the run carries the curators' colour (the default
+    # tomogram's viewer config), else its object's
+    curated = 0
     for f in showcase.annotation_files():
         if not displayable(f) or f.shape_type != "Point":
             continue
         (points, kwargs, _), *_ = annotation_layers(showcase, f)
         annotation = showcase.annotation(f.annotation_id)
-        assert kwargs["face_color"] == colors[object_key(annotation)]
+        expected = showcase.curated_color(f) or colors[object_key(annotation)]
+        curated += showcase.curated_color(f) is not None
+        assert kwargs["face_color"] == expected
+    assert curated  # the showcase's config colours its fine points, not the community picks
 
 
 def _pyramid(levels, units=("angstrom",) * 3, sample=None):

@@ -295,3 +295,208 @@ def test_contrast_comes_from_the_neuroglancer_config_else_percentiles(legacy, vo
     assert kwargs["metadata"][METADATA_KEY]["contrast_limits_source"] == "neuroglancer config"
     (points,) = annotation_layers(detail, files["points"])
     assert points[1]["face_color"] == "#123456"
+
+
+# --- the demo portal's runs shaped like these (10010/TS_105_5, 10011/TS_LEGACY, showcase) -----
+
+
+def named_run(client, dataset_id: int, name: str) -> RunDetail:
+    run = next(r for r in client.all_runs(dataset_id) if r.name == name)
+    return client.run_detail(run.id)
+
+
+def sample_at(image_layer, world_zyx: np.ndarray) -> np.ndarray:
+    """The image's level-0 voxels at Å positions (nearest voxel)."""
+    data, kwargs, _ = image_layer
+    level0 = np.asarray(data[0] if isinstance(data, list) else data)
+    index = np.rint((world_zyx - np.asarray(kwargs["translate"])) / np.asarray(kwargs["scale"]))
+    index = np.clip(index.astype(int), 0, np.array(level0.shape) - 1)
+    return level0[tuple(index.T)]
+
+
+def test_demo_10010_annotations_at_4_99_open_on_the_10_angstrom_tomogram(portal, client):
+    from napari_cryoet_portal.demo import content
+    from napari_cryoet_portal.loading import open_run
+
+    detail = named_run(client, content.ML_DATASET_ID, content.ML_RUN_NAME)
+    choice = detail.default_choice()
+    assert choice.tomogram.voxel_spacing == content.ML_COARSE_SPACING
+    assert "closest to 10" in choice.reason
+    displayable_files = [f for f in detail.annotation_files() if f.format in ("ndjson", "zarr")]
+    assert {detail.voxel_spacing_of(f) for f in displayable_files} == {content.ML_FINE_SPACING}
+    layers = open_run(detail.run.id, client=client)
+    image, annotations = layers[0], layers[1:]
+    assert image[1]["metadata"][METADATA_KEY]["tomogram_id"] == choice.tomogram.id
+    assert {kw["metadata"][METADATA_KEY]["annotation_file_id"] for _, kw, _ in annotations} == {
+        f.id for f in displayable_files
+    }
+    low, high = world_extent(image)
+    for data, kwargs, kind in annotations:
+        if kind == "points":
+            assert tuple(kwargs["scale"]) == (content.ML_FINE_SPACING,) * 3
+            w = world_points((data, kwargs, kind))
+            assert np.all(w >= low) and np.all(w <= high)
+            # the particles are where the points say: dark (negative contrast) in the 10 Å
+            # voxels at those Å positions, against a tomogram of mean about 0
+            assert sample_at(image, w).mean() < -0.5
+        if kind == "labels":
+            mask_low, mask_high = world_extent((data, kwargs, kind))
+            np.testing.assert_allclose(mask_low, low, atol=content.ML_COARSE_SPACING)
+            np.testing.assert_allclose(mask_high, high, atol=content.ML_COARSE_SPACING)
+
+
+def gltf_world_vertices(raw: bytes) -> np.ndarray:
+    """Every mesh instance's POSITIONs through its node chain (matrix, or T·R·S with a
+    normalised quaternion), read from the file without trimesh."""
+    import struct
+
+    json_len = struct.unpack_from("<I", raw, 12)[0]
+    gltf = json.loads(raw[20 : 20 + json_len])
+    bin_len = struct.unpack_from("<I", raw, 20 + json_len)[0]
+    binary = raw[28 + json_len : 28 + json_len + bin_len]
+
+    def positions(index: int) -> np.ndarray:
+        accessor = gltf["accessors"][index]
+        view = gltf["bufferViews"][accessor["bufferView"]]
+        start = view.get("byteOffset", 0) + accessor.get("byteOffset", 0)
+        return np.frombuffer(binary, "<f4", 3 * accessor["count"], start).reshape(-1, 3)
+
+    def local(node: dict) -> np.ndarray:
+        if "matrix" in node:
+            return np.asarray(node["matrix"], float).reshape(4, 4).T
+        x, y, z, w = np.asarray(node.get("rotation", (0, 0, 0, 1)), float)
+        x, y, z, w = np.array([x, y, z, w]) / np.linalg.norm([x, y, z, w])
+        r = np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
+        m = np.eye(4)
+        m[:3, :3] = r * np.asarray(node.get("scale", (1, 1, 1)), float)
+        m[:3, 3] = node.get("translation", (0, 0, 0))
+        return m
+
+    out = []
+
+    def visit(i: int, parent: np.ndarray) -> None:
+        node = gltf["nodes"][i]
+        m = parent @ local(node)
+        if "mesh" in node:
+            for primitive in gltf["meshes"][node["mesh"]]["primitives"]:
+                v = positions(primitive["attributes"]["POSITION"]).astype(float)
+                out.append(v @ m[:3, :3].T + m[:3, 3])
+        for child in node.get("children", ()):
+            visit(child, m)
+
+    for root in gltf["scenes"][gltf.get("scene", 0)]["nodes"]:
+        visit(root, np.eye(4))
+    return np.concatenate(out)
+
+
+@pytest.fixture
+def legacy_run(portal, client):
+    from napari_cryoet_portal.demo import content
+
+    return named_run(client, content.LEGACY_DATASET_ID, content.LEGACY_RUN_NAME)
+
+
+def test_demo_scene_mesh_vertices_are_the_node_transformed_positions(legacy_run):
+    from napari_cryoet_portal.data.storage import read_bytes
+    from napari_cryoet_portal.demo import content
+
+    (mesh,) = [f for f in legacy_run.annotation_files() if f.format == "glb"]
+    raw = read_bytes(mesh.s3_path)
+    written = json.loads(raw[20 : 20 + int.from_bytes(raw[12:16], "little")])
+    nodes = written["nodes"]
+    assert any("matrix" in n and "children" in n for n in nodes) and any("rotation" in n for n in nodes)
+    assert len([n for n in nodes if "mesh" in n]) > len(written["meshes"])  # an instanced mesh
+    ((vertices_zyx, faces, _), kwargs, kind) = annotation_layers(legacy_run, mesh)[0]
+    assert kind == "surface" and tuple(kwargs["scale"]) == (content.LEGACY_SPACING,) * 3
+    expected_zyx = gltf_world_vertices(raw)[:, ::-1]
+    assert vertices_zyx.shape == expected_zyx.shape and faces.max() < len(vertices_zyx)
+    # the same points (order aside): nearest neighbours both ways within float32 rounding
+    d = np.linalg.norm(vertices_zyx[:, None] - expected_zyx[None], axis=2)
+    assert d.min(axis=1).max() < 1e-3 and d.min(axis=0).max() < 1e-3
+    # and they are the vesicles, inside the tomogram: in Å, within the run's volume
+    image, _ = open_tomogram(legacy_run, legacy_run.default_tomogram())
+    low, high = world_extent(image)
+    w = vertices_zyx * content.LEGACY_SPACING
+    assert np.all(w >= low) and np.all(w <= high)
+
+
+def test_demo_legacy_store_and_its_points_span_the_same_angstrom_extent(legacy_run):
+    from napari_cryoet_portal.demo import content
+    from napari_cryoet_portal.loading import open_run
+
+    tomogram = legacy_run.default_tomogram()
+    layers = open_run(legacy_run.run.id, tomogram_id=tomogram.id, annotations="matching")
+    image = layers[0]
+    assert image[1]["metadata"][METADATA_KEY]["scale_source"] == "voxel spacing"
+    assert tuple(image[1]["scale"]) == pytest.approx((content.LEGACY_SPACING,) * 3)
+    assert image[1]["units"] == ("angstrom",) * 3
+    low, high = world_extent(image)
+    np.testing.assert_allclose(high - low, np.array(content.LEGACY_SHAPE) * content.LEGACY_SPACING)
+    kinds = [kind for _, _, kind in layers[1:]]
+    assert sorted(kinds) == ["labels", "labels", "points", "surface"]
+    for data, kwargs, kind in layers[1:]:
+        if kind == "points":
+            w = world_points((data, kwargs, kind))
+            assert np.all(w >= low) and np.all(w <= high)
+            assert sample_at(image, w).mean() < -0.3  # on the particles
+        if kind == "labels":
+            assert all(np.issubdtype(level.dtype, np.integer) for level in data)
+            mask_low, mask_high = world_extent((data, kwargs, kind))
+            np.testing.assert_allclose(mask_low, low, atol=1e-6)
+            np.testing.assert_allclose(mask_high, high, atol=1e-6)
+
+
+def test_demo_float_mask_is_a_labels_layer_and_a_missing_level_opens(legacy_run):
+    from napari.layers import Labels
+
+    from napari_cryoet_portal.data.pyramid import open_pyramid
+
+    masks = {f.shape_type: f for f in legacy_run.annotation_files() if f.format == "zarr"}
+    semantic, instances = masks["SegmentationMask"], masks["InstanceSegmentationMask"]
+    assert open_pyramid(semantic.s3_path).dtype == np.float32  # stored float, as before 2024-03
+    (layer,) = annotation_layers(legacy_run, semantic)
+    labels = Labels(layer[0], **{k: v for k, v in layer[1].items() if k != "metadata"})
+    assert labels.multiscale and np.issubdtype(labels.data[0].dtype, np.integer)
+    assert set(np.unique(np.asarray(layer[0][-1]))) <= {0, 1}
+    gapped = open_pyramid(instances.s3_path)
+    assert gapped.missing_levels == ("2",) and len(gapped.levels) == 2
+    (layer,) = annotation_layers(legacy_run, instances)
+    assert len(layer[0]) == 2 and set(np.unique(np.asarray(layer[0][-1]))) == {0, 1, 2, 3}
+
+
+def test_demo_store_with_x_y_z_axes_opens_as_z_y_x(legacy_run):
+    from napari_cryoet_portal.demo import content
+
+    default = legacy_run.default_tomogram()
+    (xyz,) = [t for t in legacy_run.tomograms if t is not default]
+    (data, kwargs, _), pyramid = open_tomogram(legacy_run, xyz)
+    assert pyramid.stored_axes == ("x", "y", "z") and kwargs["axis_labels"] == ("z", "y", "x")
+    assert data[0].shape == content.LEGACY_SHAPE
+    # the same scene as the default tomogram (other noise): correlated as stored z, y, x, not
+    # with y and x swapped
+    (ref, _, _), _ = open_tomogram(legacy_run, default)
+    a, b = np.asarray(data[-1]).ravel(), np.asarray(ref[-1])
+    same = np.corrcoef(a, b.ravel())[0, 1]
+    swapped = np.corrcoef(a, b.transpose(0, 2, 1).ravel())[0, 1]
+    assert same > 0.3 and same > swapped + 0.2
+
+
+def test_demo_showcase_contrast_is_the_neuroglancer_configs_range(portal, client):
+    from napari_cryoet_portal.demo import content
+    from napari_cryoet_portal.loading import open_run
+
+    detail = named_run(client, content.SHOWCASE_DATASET_ID, content.SHOWCASE_RUN_NAME)
+    default = detail.default_tomogram()
+    row = next(t for t in portal.tables["Tomogram"] if t["id"] == default.id)
+    state = json.loads(row["neuroglancerConfig"])  # as the API sends it
+    (image_state,) = [layer for layer in state["layers"] if layer["type"] == "image"]
+    expected = tuple(image_state["shaderControls"]["normalized"]["range"])
+    image = open_run(detail.run.id, client=client, annotations="none")[0]
+    assert image[1]["contrast_limits"] == pytest.approx(expected)
+    assert image[1]["metadata"][METADATA_KEY]["contrast_limits_source"] == "neuroglancer config"

@@ -702,3 +702,50 @@ def test_the_curators_contrast_range_is_the_images(connected, viewer, portal, qt
     (image,) = w.layers.get("image")
     assert tuple(image.contrast_limits) == pytest.approx((-0.5, 0.25))
     assert image.metadata[METADATA_KEY]["contrast_limits_source"] == "neuroglancer config"
+
+
+def _demo_run(w: PortalWidget, qtbot, dataset_id: int, name: str):
+    dataset = w.model.dataset(dataset_id)
+    expand(w, qtbot, dataset)
+    return next(n for n in dataset.children if n.record.name == name)
+
+
+def test_a_run_without_a_default_opens_at_10_angstrom_with_its_finer_annotations(connected, viewer, qtbot):
+    """10010/TS_105_5: no flags; the 10.012 Å tomogram opens with every annotation, all at
+    4.99 Å, checked and shown."""
+    w = connected
+    run = _demo_run(w, qtbot, content.ML_DATASET_ID, content.ML_RUN_NAME)
+    errors = []
+    w.errorOccurred.connect(errors.append)
+    open_run(w, qtbot, run)
+    assert errors == []
+    (image,) = w.layers.get("image")
+    assert image.scale[0] == pytest.approx(content.ML_COARSE_SPACING)
+    assert "closest to 10 Å" in w.annotations.title.text()
+    detail = run.detail
+    files = [f for f in detail.annotation_files() if f.format in ("ndjson", "zarr")]
+    assert files
+    for f in files:
+        assert w.annotations.is_checked(f.id) and w.annotations.file_state(f.id).startswith("shown")
+        (layer, *_) = w.layers.get(("file", f.id))
+        assert layer.scale[0] == pytest.approx(content.ML_FINE_SPACING)
+
+
+def test_a_legacy_run_opens_every_layer(connected, viewer, qtbot):
+    """10011/TS_LEGACY: a unit-less store, a float mask, a mask missing a level and a mesh
+    scene all open in the widget as in scripts."""
+    w = connected
+    run = _demo_run(w, qtbot, content.LEGACY_DATASET_ID, content.LEGACY_RUN_NAME)
+    errors = []
+    w.errorOccurred.connect(errors.append)
+    open_run(w, qtbot, run)
+    assert errors == []
+    (image,) = w.layers.get("image")
+    assert tuple(image.scale) == pytest.approx((content.LEGACY_SPACING,) * 3)
+    kinds = {}
+    for f in preselected_files(run.detail, run.detail.default_tomogram()):
+        assert w.annotations.file_state(f.id).startswith("shown"), w.annotations.file_state(f.id)
+        for layer in w.layers.get(("file", f.id)):
+            kinds.setdefault(type(layer).__name__, []).append(layer)
+    assert sorted(kinds) == ["Labels", "Points", "Surface"]
+    assert all(np.issubdtype(layer.data[0].dtype, np.integer) for layer in kinds["Labels"])
