@@ -3,6 +3,8 @@
     napari-cryoet-portal serve-demo [--size small|large]   # prints export lines, runs until ^C
     napari-cryoet-portal ls [DATASET_ID] [--search TEXT] [--api URL] [--json]
     napari-cryoet-portal demo [--size small|large] [--screenshot PATH]
+    napari-cryoet-portal download {dataset,run,tomogram,annotation,annotation-file} ID --to DIR
+        [--format zarr|mrc] [--annotations-only] [--api URL] [--jobs N] [--snippet aws|curl|python|links]
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--api", metavar="URL", help=f"GraphQL endpoint (default: {default_api_url()})")
     ls.add_argument("--json", action="store_true", help="print a JSON list of objects")
     ls.set_defaults(func=_ls)
+
+    _add_download_parser(sub)
     return parser
 
 
@@ -194,3 +198,100 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     print(f"({len(rows)} rows)", file=sys.stderr)
+
+
+# --- download ---------------------------------------------------------------------------------
+
+
+def _add_download_parser(sub: Any) -> None:
+    from .download import DEFAULT_JOBS, KINDS
+
+    dl = sub.add_parser(
+        "download",
+        help="download a dataset, run, tomogram or annotation below a folder, as aws s3 sync lays it out",
+        description="Download files of the portal to DIR/<bucket key>. Files appear under their "
+        "final name only when complete; running the same command again resumes an interrupted "
+        "download and skips complete files. Exit status 0 only when everything is complete.",
+    )
+    dl.add_argument("kind", choices=KINDS)
+    dl.add_argument("id", type=int)
+    dl.add_argument("--to", metavar="DIR", help="destination folder (required to download)")
+    dl.add_argument(
+        "--format",
+        choices=["zarr", "mrc"],
+        help="tomogram: OME-Zarr (default) or MRC; annotations: only files of this format",
+    )
+    dl.add_argument(
+        "--annotations-only", action="store_true", help="dataset or run: only its annotations"
+    )
+    dl.add_argument("--api", metavar="URL", help=f"GraphQL endpoint (default: {default_api_url()})")
+    dl.add_argument(
+        "--jobs", type=int, default=DEFAULT_JOBS, metavar="N", help=f"parallel transfers (default {DEFAULT_JOBS})"
+    )
+    dl.add_argument(
+        "--snippet",
+        choices=["aws", "curl", "python", "links"],
+        help="print how to get the same files with the AWS CLI, cURL or the official Python "
+        "client (or the portal's pages), and exit",
+    )
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    dl.set_defaults(func=_download)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .download import DownloadError, TerminalProgress, download, select
+
+    if args.jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if args.to is None and args.snippet is None:
+        print("error: --to DIR is required to download (or ask for a --snippet)", file=sys.stderr)
+        return 2
+    with PortalClient(args.api) as client:
+        try:
+            selection = select(
+                client, args.kind, args.id, format=args.format, annotations_only=args.annotations_only
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        api_url = client.url
+    try:
+        if args.snippet is not None:
+            print(_snippet(selection, args.snippet, args.to or ".", api_url), end="")
+            return 0
+        bar = TerminalProgress(selection.description, disable=True if args.quiet else None)
+        try:
+            result = download(selection, args.to, jobs=args.jobs, progress=bar)
+        finally:
+            bar.close()
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in result.errors:
+        print(f"error: {line}", file=sys.stderr)
+    print(result.summary(), file=sys.stderr)
+    if result.interrupted:
+        return 130
+    return 0 if result.complete else 1
+
+
+def _snippet(selection: Any, kind: str, dest: str, api_url: str) -> str:
+    from .download import (
+        aws_cli_snippet,
+        curl_snippet,
+        list_selection,
+        python_snippet,
+        selection_links,
+    )
+
+    if kind == "aws":
+        return aws_cli_snippet(selection, dest)
+    if kind == "curl":
+        return curl_snippet(list_selection(selection, dest), dest)
+    if kind == "python":
+        return python_snippet(selection, dest, api_url=api_url)
+    links = selection_links(selection)
+    return "".join(
+        f"{name}: {url}\n" for name, url in vars(links).items() if url is not None
+    )

@@ -17,6 +17,7 @@ from . import queries
 from .records import (
     Annotation,
     AnnotationFile,
+    DatasetLocation,
     DatasetSummary,
     NeuroglancerConfig,
     NeuroglancerLayer,
@@ -151,6 +152,62 @@ class PortalClient:
             raise LookupError(f"no {kind} with id {id}")
         return _flatten(rows[0])
 
+    # --- locations (downloads) ------------------------------------------------------------
+
+    def dataset_location(self, dataset_id: int) -> DatasetLocation:
+        """A dataset's S3/HTTPS prefixes and size: one request."""
+        rows = self._run(queries.DATASET_LOCATION, {"id": dataset_id})["datasets"]
+        if not rows:
+            raise LookupError(f"no dataset with id {dataset_id}")
+        d = rows[0]
+        return DatasetLocation(
+            d["id"], d["title"], d["s3Prefix"], d["httpsPrefix"], d.get("fileSize")
+        )
+
+    def run(self, run_id: int) -> Run:
+        """One run's name, dataset and prefixes: one request."""
+        rows = self._run(queries.RUN_LOCATION, {"id": run_id})["runs"]
+        if not rows:
+            raise LookupError(f"no run with id {run_id}")
+        return _run_record(rows[0])
+
+    def tomogram_with_run(self, tomogram_id: int) -> tuple[Tomogram, Run]:
+        """A tomogram (files, sizes) and its run: one request."""
+        rows = self._run(queries.TOMOGRAM_LOCATION, {"id": tomogram_id})["tomograms"]
+        if not rows:
+            raise LookupError(f"no tomogram with id {tomogram_id}")
+        return _tomogram(rows[0]), _run_record(rows[0]["run"])
+
+    def annotation_with_run(self, annotation_id: int) -> tuple[Annotation, Run]:
+        """An annotation with every file of every shape, and its run: one request."""
+        rows = self._run(queries.ANNOTATION_LOCATION, {"id": annotation_id})["annotations"]
+        if not rows:
+            raise LookupError(f"no annotation with id {annotation_id}")
+        return _annotation(rows[0]), _run_record(rows[0]["run"])
+
+    def annotation_file_with_run(self, file_id: int) -> tuple[AnnotationFile, Run]:
+        """One annotation file and the run it belongs to: one request."""
+        rows = self._run(queries.ANNOTATION_FILE_LOCATION, {"id": file_id})["annotationFiles"]
+        if not rows:
+            raise LookupError(f"no annotation file with id {file_id}")
+        f = rows[0]
+        shape = f["annotationShape"]
+        record = AnnotationFile(
+            id=f["id"],
+            format=f["format"],
+            s3_path=f["s3Path"],
+            https_path=f["httpsPath"],
+            file_size=f.get("fileSize"),
+            is_visualization_default=bool(f.get("isVisualizationDefault")),
+            source=f.get("source"),
+            voxel_spacing_id=f.get("tomogramVoxelSpacingId"),
+            alignment_id=f.get("alignmentId"),
+            shape_type=shape["shapeType"],
+            shape_id=shape["id"],
+            annotation_id=shape["annotationId"],
+        )
+        return record, _run_record(shape["annotation"]["run"])
+
     # --- plumbing -------------------------------------------------------------------------
 
     def _run(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,6 +290,7 @@ def _tomogram(t: Mapping[str, Any]) -> Tomogram:
         thumbnail_url=t.get("keyPhotoThumbnailUrl"),
         deposition_id=t.get("depositionId"),
         neuroglancer_config=neuroglancer_config(t.get("neuroglancerConfig")),
+        neuroglancer_config_json=_json_text(t.get("neuroglancerConfig")),
     )
 
 
@@ -352,3 +410,14 @@ def _flatten(value: Any) -> Any:
     if isinstance(value, list):
         return [_flatten(v) for v in value]
     return value
+
+
+def _run_record(r: Mapping[str, Any]) -> Run:
+    return Run(r["id"], r["name"], r["datasetId"], r["s3Prefix"], r["httpsPrefix"])
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON field as text (the API sends a string; tolerate an object)."""
+    if value is None or isinstance(value, str):
+        return value or None
+    return json.dumps(value)

@@ -249,3 +249,63 @@ ALL_DOCUMENTS: dict[str, str] = {
     "RunDetail": RUN_DETAIL,
     **{f"{kind.title()}Metadata": doc for kind, doc in METADATA.items()},
 }
+
+# --- downloads: where an entity's files are (one request each) ------------------------------
+
+_RUN_LOCATION = "id name datasetId s3Prefix httpsPrefix"
+
+DATASET_LOCATION = """
+query DatasetLocation($id: Int!) {
+  datasets(where: {id: {_eq: $id}}) { id title s3Prefix httpsPrefix fileSize }
+}
+"""
+
+RUN_LOCATION = f"""
+query RunLocation($id: Int!) {{
+  runs(where: {{id: {{_eq: $id}}}}) {{ {_RUN_LOCATION} }}
+}}
+"""
+
+TOMOGRAM_LOCATION = f"""
+query TomogramLocation($id: Int!) {{
+  tomograms(where: {{id: {{_eq: $id}}}}) {{
+    {TOMOGRAM_FIELDS}
+    run {{ {_RUN_LOCATION} }}
+  }}
+}}
+"""
+
+ANNOTATION_LOCATION = f"""
+query AnnotationLocation($id: Int!) {{
+  annotations(where: {{id: {{_eq: $id}}}}) {{
+    id objectName objectId objectDescription objectState objectCount
+    annotationMethod methodType groundTruthStatus isCuratorRecommended annotationSoftware
+    s3MetadataPath httpsMetadataPath
+    run {{ {_RUN_LOCATION} }}
+    annotationShapes(first: 100) {{ edges {{ node {{
+      id
+      shapeType
+      annotationFiles(first: 100) {{ edges {{ node {{ {ANNOTATION_FILE_FIELDS} }} }} }}
+    }} }} }}
+  }}
+}}
+"""
+
+ANNOTATION_FILE_LOCATION = f"""
+query AnnotationFileLocation($id: Int!) {{
+  annotationFiles(where: {{id: {{_eq: $id}}}}) {{
+    {ANNOTATION_FILE_FIELDS}
+    annotationShape {{ id shapeType annotationId annotation {{ run {{ {_RUN_LOCATION} }} }} }}
+  }}
+}}
+"""
+
+ALL_DOCUMENTS.update(
+    {
+        "DatasetLocation": DATASET_LOCATION,
+        "RunLocation": RUN_LOCATION,
+        "TomogramLocation": TOMOGRAM_LOCATION,
+        "AnnotationLocation": ANNOTATION_LOCATION,
+        "AnnotationFileLocation": ANNOTATION_FILE_LOCATION,
+    }
+)

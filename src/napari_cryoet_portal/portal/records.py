@@ -188,6 +188,8 @@ class Tomogram:
     deposition_id: int | None = None
     #: the portal's viewer state for this tomogram (visualization defaults have one)
     neuroglancer_config: NeuroglancerConfig | None = None
+    #: the same state as the API sent it (JSON text): what the portal's Neuroglancer link encodes
+    neuroglancer_config_json: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -327,3 +329,15 @@ class RunDetail:
 
     def annotation(self, annotation_id: int) -> Annotation | None:
         return next((a for a in self.annotations if a.id == annotation_id), None)
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    """Where a dataset's files are, for downloads."""
+
+    id: int
+    title: str
+    s3_prefix: str
+    https_prefix: str
+    #: bytes of every file below the prefix, as the API reports it
+    file_size: float | None = None
