@@ -28,6 +28,7 @@ after the story, the portal says what the views physically needed (``/need``).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import platform
@@ -129,6 +130,27 @@ def _stats(gql: list[dict], s3: list[dict], files: list[dict], zarr_key: str | N
     }
 
 
+def partial_path(out: str | Path) -> Path:
+    """Where a run keeps what it has measured so far (not a result: no request log yet)."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def finish_partial(out: str | Path, log: dict, why: str) -> dict | None:
+    """A run that hung or died: its partial result, with the portal's request log attributed,
+    written as its result (flagged ``partial``, with ``why`` among its errors)."""
+    partial = partial_path(out)
+    if not partial.exists():
+        return None
+    result = json.loads(partial.read_text())
+    attribute(result["actions"], log)
+    result["request_log"] = log
+    result["errors"] = list(result.get("errors", [])) + [why]
+    Path(out).write_text(json.dumps(result, indent=1))
+    partial.unlink()
+    return result
+
+
 def _count_fields(records: list[dict]) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in records:
@@ -189,6 +211,9 @@ def main() -> int:
     parser.add_argument("--official-browse-budget", type=float, default=60.0)
     parser.add_argument("--no-browse", action="store_true")
     parser.add_argument("--ours-level0", choices=["pin", "multiscale"], default="pin")
+    parser.add_argument("--hang-timeout", type=float, default=900.0,
+                        help="the main thread not back in the event loop for this long: dump every "
+                             "thread's stack and exit (a deadlock holds the GIL: nothing else can act)")
     parser.add_argument("--ts026-from", default=None,
                         help="smoke tests: run the TS_026 steps on another run of the facts "
                              "(e.g. first_run_of_largest on the small portal)")
@@ -216,6 +241,8 @@ def main() -> int:
     }
 
     import napari
+    from qtpy.QtCore import QTimer
+
     from probes import Recorder, RssSampler, StallProbe
 
     viewer = napari.Viewer(show=True)
@@ -240,6 +267,21 @@ def main() -> int:
         from drive_floor import FloorDriver as Driver
     driver = Driver(viewer, rec, facts, args)
     driver.control = control
+    partial = partial_path(args.out)
+
+    def keep_partial() -> None:
+        """What has been measured so far, in case the process hangs or dies later."""
+        done = [rec.summary(a) for a in rec.actions]
+        partial.write_text(json.dumps({**result, "actions": done, "extra": driver.extra, "partial": True}))
+
+    driver.after_step = keep_partial
+    # A deadlock that holds the GIL (Qt mutex vs a slot proxy deleted in a worker thread) stops
+    # every Python thread: only faulthandler's C thread can still report and end the process.
+    # It is re-armed from the event loop every second.
+    faulthandler.dump_traceback_later(args.hang_timeout, exit=True)
+    rearm = QTimer()
+    rearm.timeout.connect(lambda: faulthandler.dump_traceback_later(args.hang_timeout, exit=True))
+    rearm.start(1000)
 
     control.reset()
     try:
@@ -248,6 +290,8 @@ def main() -> int:
         result["errors"].append("".join(traceback.format_exception(exc)))
         traceback.print_exc()
     rec.idle(0.5)
+    rearm.stop()
+    faulthandler.cancel_dump_traceback_later()
     probe.stop()
     rss.stop()
     log = control.log()
@@ -266,6 +310,7 @@ def main() -> int:
     result["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
+    partial.unlink(missing_ok=True)
     print(f"wrote {args.out}", file=sys.stderr)
     # napari's own teardown can be slow or noisy under Xvfb; the results are written.
     os._exit(0)

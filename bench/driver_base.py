@@ -32,6 +32,8 @@ class BaseDriver:
         self.facts = facts
         self.args = args
         self.control: Any = None  # drive.Control, set by drive.py
+        #: called after every action (drive.py keeps a partial result on disk with it)
+        self.after_step: Callable[[], None] | None = None
         self.extra: dict[str, Any] = {}
         self._image: Image | None = None
 
@@ -91,6 +93,8 @@ class BaseDriver:
             traceback.print_exc()
         finally:
             self.rec.end(action)
+        if self.after_step is not None:
+            self.after_step()
         self.rec.idle(0.5)
         return action
 
@@ -288,6 +292,7 @@ class BaseDriver:
 
     def browse_level0(self, run: dict, first_step_s: float, action: Action) -> None:
         """BROWSE_STEPS z positions across the volume at level 0, each until sharp."""
+        action.notes["run"] = run
         timeout = self.args.level0_timeout
         image = self._image
         depth = image.data.shape[0] if not image.multiscale else image.data[0].shape[0]

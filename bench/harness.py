@@ -27,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results"
 
 
@@ -114,6 +115,16 @@ def run_driver(plugin: str, size: str, link: dict, portal_json: Path, args, rep:
         stderr = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         log(f"  killed after {hard:.0f} s")
     out.with_suffix(".log").write_text(stderr or "")
+    if not out.exists():  # hung or died: keep what it measured, with the portal's log
+        from drive import Control, finish_partial
+
+        try:
+            log_ = Control(json.loads(portal_json.read_text())["control_url"]).log()
+            tail = (stderr or "").strip().splitlines()[-40:]
+            if finish_partial(out, log_, "the driver did not finish (hung or died); its log ends:\n" + "\n".join(tail)):
+                log(f"  kept its partial result ({len(tail)} lines of its log in the errors)")
+        except Exception as exc:  # noqa: BLE001 - no partial result then
+            log(f"  no partial result: {exc!r}")
     if out.exists():
         result = json.loads(out.read_text())
         log(f"  done in {time.monotonic() - t0:.0f} s" + (f", {len(result['errors'])} error(s)" if result["errors"] else ""))

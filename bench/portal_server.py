@@ -216,11 +216,14 @@ def _blosc_need(portal: DemoPortal, key: str, items: tuple[int, int]) -> dict | 
         return {"frame_bytes": cbytes, "header_bytes": 16, "block_bytes": b - a, "blocks": 0}
     nblocks = math.ceil(nbytes / blocksize)
     table = struct.unpack(f"<{nblocks}i", body.read(16, 16 + 4 * nblocks))
+    # blocks compressed by several threads are stored in the order they finished: a block ends
+    # where the next stored one starts
+    ordered = sorted(table) + [cbytes]
+    ends = {start: ordered[k + 1] for k, start in enumerate(ordered[:-1])}
     first, last = a // blocksize, (b - 1) // blocksize
     block_bytes = 0
     for i in range(first, min(last, nblocks - 1) + 1):
-        end = table[i + 1] if i + 1 < nblocks else cbytes
-        block_bytes += end - table[i]
+        block_bytes += ends[table[i]] - table[i]
     return {"frame_bytes": cbytes, "header_bytes": 16 + 4 * nblocks, "block_bytes": block_bytes,
             "blocks": min(last, nblocks - 1) - first + 1, "blocksize": blocksize}
 
