@@ -288,6 +288,34 @@ def missing_chunks(run: dict, act: str) -> int:
     return n
 
 
+def problem_lines() -> list[str]:
+    """Runs that did not finish, errors, and actions that failed or timed out."""
+    out = []
+    for size in SIZES:
+        for l in link_names():
+            for p in PLUGINS + ("napari",):
+                found = sorted(RESULTS.glob(f"{p}-{size}-{l}-r*.json"))
+                for path in found:
+                    try:
+                        r = json.loads(path.read_text())
+                    except ValueError:
+                        continue
+                    where = path.stem
+                    for e in r.get("errors", []):
+                        out.append(f"`{where}`: {e.strip().splitlines()[0][:200]}")
+                    for a in r.get("actions", []):
+                        notes = a.get("notes") or {}
+                        if notes.get("failed"):
+                            out.append(f"`{where}` {a['name']}: failed: {notes['failed'][:200]}")
+                        elif a.get("timed_out"):
+                            out.append(f"`{where}` {a['name']}: timed out ({notes.get('timeout', '')})")
+                expected = PLAN.get("repeat")
+                if expected and p in PLAN.get("plugins", []) and size in PLAN.get("sizes", []) \
+                        and any(x.get("name") == l for x in PLAN.get("links", [])) and len(found) < expected:
+                    out.append(f"`{p}-{size}-{l}`: {len(found)} of {expected} repetitions have a result")
+    return out
+
+
 def missing_chunk_lines(size: str) -> list[str]:
     out = []
     for p in PLUGINS:
@@ -456,6 +484,11 @@ def main() -> int:
         d("**Chunks missing on the portal** (answered 404, read as zeros by the plugin: its numbers for "
           "these actions are not comparable): " + "; ".join(broken) + ".", "")
     d.table(["target", "link", "run", "this plugin", "official 0.5.0", "ratio", "met?"], rows)
+
+    problems = problem_lines()
+    if problems:
+        d("**Errors in this run** (the numbers of these runs stop where they failed):", "")
+        d(*[f"- {line}" for line in problems], "")
 
     # --- results per size ----------------------------------------------------------------
     d("## Results", "")
