@@ -347,6 +347,33 @@ def test_sigkill_mid_file_then_rerun_fetches_only_what_is_missing(portal, slow_p
         assert ranges[key] == (f"bytes={n}-" if n else None)
 
 
+def test_ctrl_c_cancels_keeps_parts_and_exits_130(portal, slow_portal, tmp_path):
+    tomogram = tomogram_row(portal)
+    expected = keys_below(portal, key_of(tomogram["s3OmezarrDir"]) + "/")
+    env = {**os.environ, **slow_portal.environment()}
+    command = [sys.executable, "-m", "napari_cryoet_portal", "download", "tomogram", str(tomogram["id"]),
+               "--to", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.stat().st_size > 0 for p in tmp_path.rglob("*" + PART_SUFFIX)):
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.rstrip().endswith("cancelled: run again to resume") and "Traceback" not in err
+    on_disk = tree(tmp_path)
+    assert any(k.endswith(PART_SUFFIX) for k in on_disk)
+    for key, data in on_disk.items():
+        if not key.endswith(PART_SUFFIX):
+            assert data == expected[key], key
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 
@@ -534,6 +561,16 @@ def test_cli_mrc_of_a_tomogram_without_one_is_a_clear_error(portal, tmp_path, ca
 
     assert code == 1
     assert capsys.readouterr().err == f"error: tomogram {tomogram['id']} has no MRC file on the portal (try the OME-Zarr)\n"
+
+
+def test_options_that_do_not_apply_are_refused(portal, client, tmp_path, capsys):
+    tomogram = tomogram_row(portal)
+    with pytest.raises(ValueError, match="annotations_only"):
+        select(client, "tomogram", tomogram["id"], annotations_only=True)
+    code = cli.main(["download", "run", str(tomogram["runId"]), "--format", "mrc", "--to", str(tmp_path),
+                     "--api", portal.api_url])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: a format applies to a tomogram or annotations")
 
 
 def test_listing_names_every_file_with_its_https_url(portal, client, tmp_path):

@@ -112,17 +112,19 @@ def select(
         raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     if annotations_only and kind not in ("dataset", "run"):
         raise ValueError("annotations_only applies to a dataset or a run")
+    if format is not None and kind in ("dataset", "run"):
+        raise ValueError("a format applies to a tomogram or annotations, not a whole dataset or run")
     include = ANNOTATIONS_PATTERN if annotations_only else None
-    what = " (annotations only)" if annotations_only else ""
+    what = ", annotations only" if annotations_only else ""
     if kind == "dataset":
         location = client.dataset_location(id)
         remote = Remote(location.s3_prefix, location.https_prefix, True, _int(location.file_size), include)
-        return Selection(kind, id, f"dataset {id} ({location.title}){what}", (remote,), id,
+        return Selection(kind, id, f"dataset {id} ({location.title}{what})", (remote,), id,
                          annotations_only=annotations_only)
     if kind == "run":
         run = client.run(id)
         remote = Remote(run.s3_prefix, run.https_prefix, True, None, include)
-        return Selection(kind, id, f"run {id} ({run.name}){what}", (remote,), run.dataset_id, id,
+        return Selection(kind, id, f"run {id} ({run.name}{what})", (remote,), run.dataset_id, id,
                          annotations_only=annotations_only)
     if kind == "tomogram":
         return _tomogram_selection(client, id, format or "zarr")
