@@ -749,3 +749,48 @@ def test_a_legacy_run_opens_every_layer(connected, viewer, qtbot):
             kinds.setdefault(type(layer).__name__, []).append(layer)
     assert sorted(kinds) == ["Labels", "Points", "Surface"]
     assert all(np.issubdtype(layer.data[0].dtype, np.integer) for layer in kinds["Labels"])
+
+
+def test_streaming_shows_progress_and_cancel_stops_it(connected, viewer, portal, qtbot):
+    """Fetching voxels over a slow link enables Cancel and shows progress in napari's
+    activity dock; a pinned level keeps streaming (its pyramid's fetcher lives on); Cancel
+    drops what is waiting."""
+    from napari_cryoet_portal.data.progressive import fetchers_in
+    from napari_cryoet_portal.demo.link import Link
+
+    w = connected
+    states: list[bool] = []
+    shown_by = w.layers.on_fetching
+
+    def record(fetching: bool) -> None:
+        states.append(fetching)
+        shown_by(fetching)
+
+    w.layers.on_fetching = record
+    run = showcase_run(w, qtbot)
+    open_run(w, qtbot, run)
+    fetchers = w.layers.fetchers()
+    qtbot.waitUntil(lambda: all(f.idle for f in fetchers), timeout=OPEN_TIMEOUT)
+    portal.s3.link = Link(mbps=2.0, latency_s=0.05)  # ~0.6 s for a level-0 plane's blocks
+    try:
+        with qtbot.waitSignal(w.layersChanged, timeout=OPEN_TIMEOUT):
+            w.pin_level(0)
+        (image,) = w.layers.get("image")
+        (fetcher,) = fetchers_in(image.data)
+        assert fetcher in fetchers  # the same pyramid's fetcher as before the pin
+        qtbot.waitUntil(lambda: True in states, timeout=OPEN_TIMEOUT)
+        assert w.cancel_button.isEnabled()
+        qtbot.waitUntil(lambda: fetcher.idle, timeout=OPEN_TIMEOUT)
+        qtbot.waitUntil(lambda: states[-1] is False, timeout=OPEN_TIMEOUT)
+    finally:
+        portal.s3.link = None
+    assert not fetcher.errors and not w.cancel_button.isEnabled()
+    assert np.asarray(image._slice.image.raw).any()
+    # Cancel drops what is waiting to be fetched
+    fetcher.settle_s = 10.0  # the next request waits long enough to be cancelled
+    step = viewer.dims.current_step[0]
+    viewer.dims.set_current_step(0, (step + viewer.dims.nsteps[0] // 2) % viewer.dims.nsteps[0])
+    qtbot.wait(50)
+    assert not fetcher.idle
+    w.cancel()
+    qtbot.waitUntil(lambda: fetcher.idle, timeout=OPEN_TIMEOUT)

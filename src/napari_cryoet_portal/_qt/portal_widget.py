@@ -38,7 +38,7 @@ from superqt import QElidingLabel
 from superqt.utils import QSignalDebouncer
 
 from ..data.pyramid import Pyramid
-from ..data.storage import DataAccessError
+from ..data.storage import DataAccessError, warm_up
 from ..layers import METADATA_KEY, LayerData, tomogram_layer
 from ..loading import UnsupportedAnnotation, annotation_layers, open_tomogram, preselected_files
 from ..portal import PortalClient, PortalError, default_api_url
@@ -152,7 +152,10 @@ class PortalWidget(QWidget):
         self.model = PortalTreeModel(self, icon_for=self.thumbnails.icon)
         self.proxy = PortalFilterProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.layers = PluginLayers(napari_viewer, on_fetch_error=self._voxels_failed)
+        self.layers = PluginLayers(
+            napari_viewer, on_fetch_error=self._voxels_failed, on_fetching=self._on_fetching
+        )
+        self._fetching = False
         self._slab = 0.0  # the z thickness this widget set (see _fit_slab)
         self._open_later = QTimer(self)
         self._open_later.setSingleShot(True)
@@ -194,6 +197,8 @@ class PortalWidget(QWidget):
         self.thumbnails.clear()
         self.model.reset(connected=True)
         self._say(f"Connecting to {url}…")
+        # the storage stack (s3fs/aiobotocore: ~1 s to import) warms up while the user browses
+        self._runner.submit("warm-storage", warm_up, label="", on_result=lambda _: None, quiet=True)
         if self.search_edit.text().strip():
             self._search_server()
         else:
@@ -242,6 +247,7 @@ class PortalWidget(QWidget):
     def cancel(self) -> None:
         """Stop everything in progress; what is in the viewer stays, late results are dropped."""
         self._runner.cancel_all(include_quiet=False)
+        self.layers.cancel_fetches()
         self._pending = None
         self._target = None
         session = self._session
@@ -806,8 +812,13 @@ class PortalWidget(QWidget):
 
     def _on_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
-        self.cancel_button.setEnabled(busy)
+        self.cancel_button.setEnabled(busy or self._fetching)
         self.busyChanged.emit(busy)
+
+    def _on_fetching(self, fetching: bool) -> None:
+        """Voxels are streaming (progress in napari's activity dock): Cancel can stop them."""
+        self._fetching = fetching
+        self.cancel_button.setEnabled(fetching or self._runner.busy)
 
     def _on_status(self, label: str) -> None:
         self.status.setText(label or self._message)

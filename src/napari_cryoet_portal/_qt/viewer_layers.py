@@ -28,6 +28,8 @@ from ..layers import LayerData
 
 __all__ = ["PluginLayers"]
 
+_CREATING = object()  # a progress bar being built (see PluginLayers._show_progress)
+
 
 class PluginLayers:
     """Adds, replaces and removes the plugin's layers in ``viewer``, by key."""
@@ -37,6 +39,7 @@ class PluginLayers:
         viewer: ViewerModel,
         *,
         on_fetch_error: Callable[[Layer, BaseException], None] | None = None,
+        on_fetching: Callable[[bool], None] | None = None,
     ) -> None:
         self._viewer = viewer
         self._layers: dict[Hashable, list[Layer]] = {}
@@ -44,6 +47,8 @@ class PluginLayers:
         self._progress: dict[int, Any] = {}  # id(fetcher) → its napari progress bar
         #: called on the main thread when a layer's voxels could not be fetched
         self.on_fetch_error = on_fetch_error
+        #: called on the main thread when fetching starts (True) or stops (False)
+        self.on_fetching = on_fetching
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._layers
@@ -133,7 +138,11 @@ class PluginLayers:
             self._end_progress(fetcher)
 
     def _show_progress(self, fetcher: ChunkFetcher, name: str, state: FetchProgress) -> None:
-        """One napari progress bar per fetch that has anything to read; gone when done."""
+        """One napari progress bar per fetch that has anything to read; gone when done.
+
+        Creating a napari progress bar processes events, so this can be re-entered (the
+        same fetch's next states) before the bar exists: a placeholder stands in for it.
+        """
         from napari.utils import progress
 
         bars = self._progress
@@ -141,8 +150,17 @@ class PluginLayers:
             self._end_progress(fetcher)
             return
         bar = bars.get(id(fetcher))
+        if bar is _CREATING:
+            return
         if bar is None:
-            bar = bars[id(fetcher)] = progress(total=state.total)
+            bars[id(fetcher)] = _CREATING
+            created = progress(total=state.total)
+            if bars.get(id(fetcher)) is not _CREATING:  # the fetch ended meanwhile
+                created.close()
+                return
+            bar = bars[id(fetcher)] = created
+            if self.on_fetching is not None and sum(b is not _CREATING for b in bars.values()) == 1:
+                self.on_fetching(True)
         bar.total = state.total
         bar.n = state.done
         bar.set_description(f"{name}: level {state.level}, {state.nbytes / 1e6:.1f} MB")
@@ -150,8 +168,11 @@ class PluginLayers:
 
     def _end_progress(self, fetcher: ChunkFetcher) -> None:
         bar = self._progress.pop(id(fetcher), None)
-        if bar is not None:
-            bar.close()
+        if bar is None or bar is _CREATING:
+            return
+        bar.close()
+        if self.on_fetching is not None and not any(b is not _CREATING for b in self._progress.values()):
+            self.on_fetching(False)
 
     def clear(self) -> None:
         with _quick_removal():

@@ -46,7 +46,7 @@ class FileServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> FileServer:
-        app = shaped(self._app, self.link)
+        app = shaped(self._app, lambda: self.link)
         self._server = make_server(
             self.host, self.port, app, threaded=True, request_handler=_QuietHandler
         )

@@ -71,18 +71,20 @@ class Link:
                 yield bytes(piece)
 
 
-def shaped(app: Callable, link: Link | None) -> Callable:
+def shaped(app: Callable, link: Link | Callable[[], Link | None] | None) -> Callable:
     """A WSGI app whose responses go through ``link`` (latency before the status line, then
-    the body at the link's bandwidth). ``link=None`` or an unshaped link returns ``app``."""
-    if link is None:
-        return app
+    the body at the link's bandwidth). ``link`` may be a function returning the link in force
+    (read per request, so a test can slow a running server down); None or an unshaped link
+    passes responses through as they are."""
+    current = link if callable(link) else (lambda: link)
 
     def shaped_app(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if not link.shaping:
+        now = current()
+        if now is None or not now.shaping:
             return app(environ, start_response)
-        link.wait_latency()
+        now.wait_latency()
         body = app(environ, start_response)
-        return _ShapedBody(body, link)
+        return _ShapedBody(body, now)
 
     return shaped_app
 

@@ -82,7 +82,7 @@ class S3Server:
                 pass
 
         moto_app = DomainDispatcherApplication(create_backend_app)
-        app = self._logging(shaped(self._object_reads(moto_app), self.link))
+        app = self._logging(shaped(self._object_reads(moto_app), lambda: self.link))
         self._server = make_server(
             self.host, self.port, app, threaded=True, request_handler=QuietHandler
         )
