@@ -400,6 +400,25 @@ def test_a_truncated_object_is_reported_nothing_under_its_name(portal, client, t
     assert tree(tmp_path) == {}
 
 
+def test_an_object_that_changes_after_listing_is_reported_nothing_kept(portal, client, tmp_path, restore_objects):
+    f = ndjson_file(portal)
+    key = key_of(f["s3Path"])
+    data = (bucket_root(portal) / key).read_bytes()
+    selection = select(client, "annotation-file", f["id"])
+    listing = list_selection(selection, tmp_path)
+    restore_objects.append(key)
+    portal.s3.put_object(BUCKET, key, data + b"{}\n")
+
+    result = download(selection, tmp_path, listing=listing)
+
+    assert not result.complete
+    assert result.errors == [
+        f"s3://{BUCKET}/{key} changed on the server during the download (now {len(data) + 3} bytes,"
+        f" listed {len(data)}); run again"
+    ]
+    assert tree(tmp_path) == {}
+
+
 class TruncatingReader(S3Reader):
     """The first body of ``key`` breaks off after ``after`` bytes, as a dropped connection."""
 
@@ -483,6 +502,17 @@ def test_the_cli_says_disk_full_in_one_line(portal, tmp_path, capsys):
     assert code == 1
     assert err.splitlines()[0].startswith("error: no space left on the device while writing ")
     assert "Traceback" not in err
+
+
+def test_an_unreachable_s3_endpoint_is_one_clear_error(portal, client, tmp_path):
+    selection = select(client, "annotation-file", ndjson_file(portal)["id"])
+    reader = S3Reader(endpoint_url="http://127.0.0.1:9", retries=0)
+    try:
+        with pytest.raises(DownloadError, match=r"^cannot reach the S3 endpoint http://127.0.0.1:9"):
+            download(selection, tmp_path, reader=reader)
+    finally:
+        reader.close()
+    assert tree(tmp_path) == {}
 
 
 def test_a_destination_that_is_a_file_is_one_clear_error(portal, client, tmp_path, capsys):

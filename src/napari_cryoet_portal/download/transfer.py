@@ -29,6 +29,7 @@ from .errors import (
     LocalWriteError,
     RemoteError,
     RemoteNotFound,
+    RemoteUnreachable,
     local_error_message,
 )
 from .progress import ProgressCallback, ProgressTracker
@@ -177,7 +178,9 @@ def list_selection(
                 progress.listing(remote.s3_url)
             try:
                 objects = _objects(reader, remote)
-            except RemoteNotFound as exc:
+            except RemoteUnreachable:
+                raise
+            except RemoteError as exc:  # missing, access denied, …: this remote only
                 problems.append(FileOutcome(remote.key, None, remote.size or 0, "failed", error=str(exc)))
                 continue
             for obj in objects:
@@ -351,12 +354,16 @@ class _Run:
                         offset = self._copy(stream, f, obj, offset, fetched)
                     finally:
                         stream.close()
-                except (RemoteNotFound, _Changed):
+                except RemoteNotFound:
+                    raise
+                except _Changed:
+                    part.unlink(missing_ok=True)  # bytes of another version: never resume them
                     raise
                 except RemoteError as exc:
                     failures += 1
                     if failures > RETRIES:
                         raise RemoteError(f"{obj.url}: {exc} (after {RETRIES} retries; run again to resume)") from exc
+                    self.cancel.wait(_backoff(failures))
                     continue
                 if offset < obj.size:  # the body ended early without an error
                     failures += 1
@@ -365,6 +372,7 @@ class _Run:
                             f"truncated body for {obj.url}: received {offset} of {obj.size} bytes"
                             " (the .part is kept: run again to resume)"
                         )
+                    self.cancel.wait(_backoff(failures))
             f.flush()
             os.fsync(f.fileno())
         os.replace(part, task.path)
@@ -400,6 +408,11 @@ class _Changed(RemoteError):
             f"{obj.url} changed on the server during the download (now {size} bytes, listed "
             f"{obj.size}); run again"
         )
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before retry ``failures`` (0.25, 0.5, 1, … at most 4)."""
+    return min(4.0, 0.125 * 2**failures)
 
 
 def _is_complete(path: Path, obj: RemoteObject) -> bool:
