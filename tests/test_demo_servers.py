@@ -98,3 +98,18 @@ def test_link_shares_one_pipe_between_connections():
         except ValueError:
             continue
         raise AssertionError(f"{bad} accepted")
+
+
+@pytest.mark.large
+def test_virtual_chunks_are_served_by_s3_and_files_alike(large):
+    from napari_cryoet_portal.demo.virtual import VirtualObjects
+
+    virtual = VirtualObjects.load(large.content_dir)
+    key = next(iter(virtual.keys()))
+    data = virtual.get(key)
+    assert data and not (large.content_dir / "bucket" / key).exists()  # made on request
+    http = urllib3.PoolManager()
+    s3 = http.request("GET", f"{large.s3_endpoint_url}/{content.BUCKET}/{key}", headers={"Range": "bytes=0-15"})
+    files = http.request("GET", large.files_url + key)
+    assert s3.status == 206 and s3.data == data[:16]
+    assert files.status == 200 and files.data == data

@@ -7,6 +7,7 @@ keep-alive, ranged reads); the demo serves the same tree from disk on 127.0.0.1,
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import threading
 import time
@@ -34,9 +35,18 @@ class FileServer:
     """Serves ``root`` read-only over HTTP on ``host:port`` (0 = any free port)."""
 
     def __init__(
-        self, root: Path, host: str = "127.0.0.1", port: int = 0, *, link: Link | None = None
+        self,
+        root: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        link: Link | None = None,
+        virtual: Any = None,
     ) -> None:
+        """``link`` (changeable while running) shapes the responses; ``virtual`` answers keys
+        that are not files (``get(key) -> bytes | None``: objects made on request)."""
         self.root = Path(root).resolve()
+        self.virtual = virtual
         self.host = host
         self.port = port
         self.link = link
@@ -100,7 +110,10 @@ class FileServer:
             body: Iterable[bytes] = [b""]
         else:
             file = self._file(path)
-            if file is None:
+            made = self._virtual(path) if file is None else None
+            if made is not None:
+                body = respond(environ, capture, made)
+            elif file is None:
                 message = b"not found\n"
                 capture("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(message)))])
                 body = [message] if method == "GET" else [b""]
@@ -126,6 +139,16 @@ class FileServer:
             )
             with self._lock:
                 self._log.append(record)
+
+    def _virtual(self, path: str) -> ObjectBody | None:
+        if self.virtual is None:
+            return None
+        key = path.lstrip("/")
+        data = self.virtual.get(key)
+        if data is None:
+            return None
+        etag = f'"{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()}"'
+        return ObjectBody(len(data), etag, 1_704_067_200.0, lambda a, b: data[a:b])
 
     def _file(self, path: str) -> Path | None:
         """The file ``path`` names under the root; never anything outside it."""

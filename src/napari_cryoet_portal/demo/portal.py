@@ -55,8 +55,11 @@ class DemoPortal:
         self.size = size
         self.content_dir = ensure_content(size, cache_root)
         self.link = link
-        self.s3 = S3Server(host, s3_port, link=link, virtual=_virtual_objects(self.content_dir))
-        self.files = FileServer(self.content_dir / "bucket", host, files_port, link=link)
+        virtual = _virtual_objects(self.content_dir)
+        self.s3 = S3Server(host, s3_port, link=link, virtual=virtual)
+        self.files = FileServer(
+            self.content_dir / "bucket", host, files_port, link=link, virtual=virtual
+        )
         self._host = host
         self._api_port = api_port
         self._latency_s = latency_s
