@@ -612,3 +612,16 @@ def test_listing_names_every_file_with_its_https_url(portal, client, tmp_path):
     assert listing.total_bytes == sum(map(len, expected.values()))
     assert all(t.https_url == portal.files_url + t.remote.key for t in listing.tasks)
     assert tree(tmp_path) == {}
+
+
+def test_terminal_progress_draws_bytes_and_files():
+    import io
+
+    from napari_cryoet_portal.download import TerminalProgress
+
+    out = io.StringIO()
+    bar = TerminalProgress("tomogram 1", file=out, disable=False)
+    for done, files, phase in [(0, 0, "listing"), (0, 0, "downloading"), (3 << 20, 1, "downloading"), (4 << 20, 2, "done")]:
+        bar(Progress(phase, done, 4 << 20, files, 2, done, 1.0, 0.0))
+    text = out.getvalue()
+    assert "tomogram 1" in text and "100%" in text and "2/2 files" in text and "4.00M" in text
