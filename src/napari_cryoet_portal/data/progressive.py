@@ -45,6 +45,7 @@ __all__ = [
     "PlaneCache",
     "ProgressiveLevel",
     "fetchers_in",
+    "first_view_box",
     "progressive_levels",
     "progressive_pyramid",
 ]
@@ -563,10 +564,15 @@ def progressive_levels(
     return [ProgressiveLevel(fetcher, k) for k in range(len(sources))], fetcher
 
 
-def first_view_box(shape: Sequence[int]) -> Box:
-    """The plane napari shows first: the middle z-plane, whole in y and x."""
-    z = shape[0] // 2
-    return ((z, z + 1), *((0, int(n)) for n in shape[1:]))
+def first_view_box(levels: _Levels, level: int) -> Box:
+    """The plane of ``level`` that napari's first view needs, whole in y and x.
+
+    napari opens a new image at the middle of its world range, snapped down to a step of
+    the finest level: level 0's plane ``(depth - 1) // 2``; the coarse level's plane is
+    the one a preview of it is cut from."""
+    z0 = (levels.sources[0].shape[0] - 1) // 2
+    z = int(levels.map_index(0, level, 0, np.array([z0]))[0])
+    return ((z, z + 1), *((0, int(n)) for n in levels.sources[level].shape[1:]))
 
 
 def progressive_pyramid(
@@ -586,7 +592,7 @@ def progressive_pyramid(
     sources = chunk_sources(pyramid, endpoint_url=endpoint_url)
     levels, fetcher = progressive_levels(sources, pyramid.scales, pyramid.translations, cache=cache)
     top = levels[-1]
-    box = first_view_box(top.shape)
+    box = first_view_box(fetcher.levels, len(levels) - 1)
     fetcher.fetch_now(len(levels) - 1, box)
     changes: dict[str, Any] = {"levels": tuple(levels)}
     if "sample" in {f.name for f in fields(pyramid)}:
