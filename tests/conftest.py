@@ -46,7 +46,7 @@ def demo_portal(demo_cache):
 @pytest.fixture(scope="session")
 def large_portal(demo_cache):
     """The large demo portal (200 datasets, 5000 runs, one dataset of 1200): built once per
-    machine (~30 s, ~1.2 GB, cached), then up in about a second. Clients are pointed at it
+    machine (~40 s, ~1.6 GB, cached), then up in about a second. Clients are pointed at it
     explicitly; the environment stays the small portal's."""
     from napari_cryoet_portal.demo.portal import DemoPortal
 

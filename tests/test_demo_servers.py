@@ -3,12 +3,20 @@ they return, requests are logged with their Range, and a shaped link paces every
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import urllib3
 
 from napari_cryoet_portal.demo import content
 from napari_cryoet_portal.demo.link import Link
 from napari_cryoet_portal.demo.ranges import parse_range
+
+
+def _logged_at_least(server, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(server.requests) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _a_chunk_key(portal) -> str:
@@ -33,6 +41,7 @@ def test_s3_ranged_gets_return_exactly_the_bytes_asked_for(portal):
     assert beyond.status == 416
     head = http.request("HEAD", url)
     assert head.status == 200 and int(head.headers["Content-Length"]) == len(whole)
+    _logged_at_least(portal.s3, 5)  # a request is logged once its body is done: after the client has it
     logged = [(r.method, r.status, r.nbytes, r.range) for r in portal.s3.requests]
     assert logged == [
         ("GET", 200, len(whole), None),
@@ -69,6 +78,7 @@ def test_file_server_ranges_and_confinement(portal):
     assert http.request("GET", portal.files_url + "../tables.json").status == 404
     assert http.request("GET", portal.files_url + "%2e%2e/tables.json").status == 404
     assert http.request("GET", portal.files_url + "nope").status == 404
+    _logged_at_least(portal.files, 5)
     logged = [(r.method, r.status, r.nbytes, r.range) for r in portal.files.requests]
     assert logged[:2] == [("GET", 206, 16, "bytes=0-15"), ("GET", 200, len(whole), None)]
 
