@@ -7,7 +7,6 @@ keep-alive, ranged reads); the demo serves the same tree from disk on 127.0.0.1,
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import threading
 import time
@@ -19,7 +18,7 @@ from urllib.parse import unquote
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .link import Link, shaped
-from .ranges import ObjectBody, ObjectRequest, respond
+from .ranges import ObjectBody, ObjectRequest, respond, virtual_body
 
 __all__ = ["FileServer"]
 
@@ -147,8 +146,7 @@ class FileServer:
         data = self.virtual.get(key)
         if data is None:
             return None
-        etag = f'"{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()}"'
-        return ObjectBody(len(data), etag, 1_704_067_200.0, lambda a, b: data[a:b])
+        return virtual_body(key, data)
 
     def _file(self, path: str) -> Path | None:
         """The file ``path`` names under the root; never anything outside it."""

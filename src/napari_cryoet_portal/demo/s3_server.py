@@ -15,7 +15,6 @@ of chunks never exist on disk). A :class:`~.link.Link` shapes every response.
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 import os
 import threading
@@ -27,7 +26,7 @@ from urllib.parse import parse_qs, unquote
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .link import Link, shaped
-from .ranges import ObjectBody, ObjectRequest, respond
+from .ranges import ObjectBody, ObjectRequest, respond, virtual_body
 
 __all__ = ["S3Request", "S3Server"]
 
@@ -36,7 +35,6 @@ __all__ = ["S3Request", "S3Server"]
 _PUBLIC_READ_ACTIONS = ["s3:GetObject", "s3:HeadObject", "s3:ListBucket", "s3:GetBucketLocation"]
 _ACCOUNT_ID = "123456789012"
 _REGION = "us-west-2"
-_VIRTUAL_MODIFIED = 1_704_067_200.0  # 2024-01-01: generated objects never change
 
 
 S3Request = ObjectRequest  # the S3 server's log records (same fields as the file server's)
@@ -165,7 +163,7 @@ class S3Server:
         if self.virtual is not None and key not in self._virtual_gone:
             data = self.virtual.get(key)
             if data is not None:
-                return _virtual_body(key, data)
+                return virtual_body(key, data)
         return None
 
     def _object_reads(self, moto_app: Callable) -> Callable:
@@ -275,11 +273,7 @@ def _moto_body(fake: Any) -> ObjectBody:
     return ObjectBody(fake.size, etag, modified, read)
 
 
-def _virtual_body(key: str, data: bytes) -> ObjectBody:
-    """A generated object: deterministic per key, so its key names its version (no MD5 of
-    63 MB per GET)."""
-    etag = f'"{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()}"'
-    return ObjectBody(len(data), etag, _VIRTUAL_MODIFIED, lambda a, b: data[a:b])
+
 
 
 def _files(root: Path) -> Iterable[Path]:

@@ -192,20 +192,7 @@ class PortalClient:
             raise LookupError(f"no annotation file with id {file_id}")
         f = rows[0]
         shape = f["annotationShape"]
-        record = AnnotationFile(
-            id=f["id"],
-            format=f["format"],
-            s3_path=f["s3Path"],
-            https_path=f["httpsPath"],
-            file_size=f.get("fileSize"),
-            is_visualization_default=bool(f.get("isVisualizationDefault")),
-            source=f.get("source"),
-            voxel_spacing_id=f.get("tomogramVoxelSpacingId"),
-            alignment_id=f.get("alignmentId"),
-            shape_type=shape["shapeType"],
-            shape_id=shape["id"],
-            annotation_id=shape["annotationId"],
-        )
+        record = _annotation_file(f, shape, shape["annotationId"])
         return record, _run_record(shape["annotation"]["run"])
 
     # --- plumbing -------------------------------------------------------------------------
@@ -357,26 +344,29 @@ def _layer_color(layer: Mapping[str, Any]) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def _annotation_file(f: Mapping[str, Any], shape: Mapping[str, Any], annotation_id: int) -> AnnotationFile:
+    """An annotation file row (with its shape's type and id) as a record."""
+    return AnnotationFile(
+        id=f["id"],
+        format=f["format"],
+        s3_path=f["s3Path"],
+        https_path=f["httpsPath"],
+        file_size=f.get("fileSize"),
+        is_visualization_default=bool(f.get("isVisualizationDefault")),
+        source=f.get("source"),
+        voxel_spacing_id=f.get("tomogramVoxelSpacingId"),
+        alignment_id=f.get("alignmentId"),
+        shape_type=shape["shapeType"],
+        shape_id=shape["id"],
+        annotation_id=annotation_id,
+    )
+
+
 def _annotation(a: Mapping[str, Any]) -> Annotation:
     files = []
     for shape in _nodes(a.get("annotationShapes")):
         for f in _nodes(shape.get("annotationFiles")):
-            files.append(
-                AnnotationFile(
-                    id=f["id"],
-                    format=f["format"],
-                    s3_path=f["s3Path"],
-                    https_path=f["httpsPath"],
-                    file_size=f.get("fileSize"),
-                    is_visualization_default=bool(f.get("isVisualizationDefault")),
-                    source=f.get("source"),
-                    voxel_spacing_id=f.get("tomogramVoxelSpacingId"),
-                    alignment_id=f.get("alignmentId"),
-                    shape_type=shape["shapeType"],
-                    shape_id=shape["id"],
-                    annotation_id=a["id"],
-                )
-            )
+            files.append(_annotation_file(f, shape, a["id"]))
     return Annotation(
         id=a["id"],
         object_name=a["objectName"],
